@@ -1,0 +1,73 @@
+"""jobtrace: track batch jobs and their per-client runs, one record per run.
+
+::
+
+    import jobtrace
+
+    @jobtrace.tracked_job("post-scoring")
+    async def score_posts(clients):
+        for client_id in clients:
+            with jobtrace.client_run(client_id) as client:
+                client.incr(posts_processed=1, token_usage=1500)
+
+The public API is what this module exports (``__all__``); everything else is
+private machinery.
+"""
+
+from __future__ import annotations
+
+from . import sinks
+from .changes import Change
+from .context import current_client_id, current_run_id
+from .errors import (
+    ComputedFieldError,
+    ConfigurationError,
+    InvalidClientIdError,
+    InvalidRunIdError,
+    InvalidValueError,
+    JobtraceError,
+    NoActiveRunError,
+    SinkError,
+    UnknownFieldError,
+)
+from .instrument import client_run, incr, note, tracked_job, update
+from .records import ClientRun, JobRun, Status
+from .run_ids import RunId, client_run_id, generate_run_id, parse_run_id
+from .schema import Schema
+from .tracker import configure, diagnostics, flush, restore, shutdown
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Change",
+    "ClientRun",
+    "ComputedFieldError",
+    "ConfigurationError",
+    "InvalidClientIdError",
+    "InvalidRunIdError",
+    "InvalidValueError",
+    "JobRun",
+    "JobtraceError",
+    "NoActiveRunError",
+    "RunId",
+    "Schema",
+    "SinkError",
+    "Status",
+    "UnknownFieldError",
+    "client_run",
+    "client_run_id",
+    "configure",
+    "current_client_id",
+    "current_run_id",
+    "diagnostics",
+    "flush",
+    "generate_run_id",
+    "incr",
+    "note",
+    "parse_run_id",
+    "restore",
+    "shutdown",
+    "sinks",
+    "tracked_job",
+    "update",
+]

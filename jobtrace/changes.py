@@ -1,0 +1,49 @@
+"""What sinks receive: one :class:`Change` per record transition.
+
+A change names one record (by ``kind``, ``run_id`` and ``client_id``) and the
+fields that changed, keyed by their Airtable names, with absolute values
+(counters carry their new total, never an increment). Applying the changes of
+a record in order, later values over earlier ones, gives the record; so a sink
+may coalesce pending changes to one record into one write, and re-applying a
+change is harmless. ``fields`` always includes the record's key fields (the
+``Run ID``, and for a client record the ``Client ID``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, NamedTuple
+
+__all__ = ["END", "JOB", "CLIENT", "START", "UPDATE", "Change"]
+
+JOB: Final = "job"
+CLIENT: Final = "client"
+
+START: Final = "start"
+"""A run began, or was resumed (then without a ``Start Time``)."""
+UPDATE: Final = "update"
+"""Fields changed while the run goes on."""
+END: Final = "end"
+"""The run reached a terminal status; ``fields`` has the ``Status`` and ``End Time``."""
+
+
+class Change(NamedTuple):
+    """One transition of one record."""
+
+    kind: str
+    """``"job"`` or ``"client"``."""
+    event: str
+    """``"start"``, ``"update"`` or ``"end"``."""
+    table: str
+    """The Airtable table the record lives in."""
+    run_id: str
+    """The job run ID (``YYMMDD-HHMMSS``), also for client records."""
+    client_id: str | None
+    """The client ID of a client record, else None."""
+    fields: Mapping[str, Any]
+    """Changed fields by Airtable name, plus the key fields; JSON-ready values."""
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        """Identifies the record: ``(kind, run_id, client_id)``."""
+        return (self.kind, self.run_id, self.client_id)

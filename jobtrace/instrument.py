@@ -1,0 +1,429 @@
+"""``tracked_job`` and ``client_run``: the decorator and context-manager forms.
+
+``tracked_job`` is one object that is a decorator and a (sync and async)
+context manager. Per-call state never lives on it: each entry pushes a scope
+onto a ``contextvar`` and the matching exit pops it, so one decorated function
+can run many times at once (unlike sentry's cron decorator, which keeps the
+check-in on the decorator object).
+
+The decorated function keeps its name, signature and kind (``wrapt``), and
+the run covers what the caller would expect:
+
+- a coroutine function: the awaited body, not the creation of the coroutine
+  (unlike ``structlog.contextvars.bound_contextvars`` used as a decorator);
+- a generator or async generator: from the first ``next()`` to exhaustion or
+  close, and the run's context is active only while the body runs (each step
+  runs inside a context of its own, so nothing leaks to the consumer).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import threading
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import wrapt
+
+from . import tracker
+from .context import ClientScope, JobScope, client_scope, job_scope
+from .errors import InvalidValueError, NoActiveRunError
+from .records import ClientRun, JobRun
+from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
+
+__all__ = ["client_run", "incr", "note", "tracked_job", "update"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+# Job runs owned by this process, so that tracked_job(run_id=X) or
+# client_run(run_id=X) from another thread, task or webhook handler joins the
+# live run instead of creating a second record for it.
+_active_lock = threading.Lock()
+_active_jobs: dict[str, JobRun] = {}
+
+
+# -- entering and leaving runs -------------------------------------------------
+
+
+def _bind(config: tracker.Config, **values: str) -> Mapping[str, Any]:
+    tokens: Mapping[str, Any] = config._structlog.bind_contextvars(**values)
+    return tokens
+
+
+def _enter_job(job_type: str, run_id: str | None) -> JobScope:
+    config = tracker.get_config()
+    current = job_scope.get()
+    if current is not None and (run_id is None or run_id == current.run.run_id):
+        scope = JobScope(current.run, owner=False)
+    elif run_id is None:
+        run = JobRun(config.schema, generate_run_id(), job_type)
+        with _active_lock:
+            _active_jobs[run.run_id] = run
+        scope = JobScope(run, owner=True)
+    else:
+        with _active_lock:
+            live = _active_jobs.get(run_id)
+            if live is None:
+                live = _active_jobs[run_id] = JobRun(config.schema, run_id, job_type, resumed=True)
+                scope = JobScope(live, owner=True)
+            else:
+                scope = JobScope(live, owner=False)
+    scope.token = job_scope.set(scope)
+    if current is not None and current.run is not scope.run and client_scope.get() is not None:
+        # A different run nested in a client run: the client belongs to the outer run.
+        scope.client_token = client_scope.set(None)
+    if config.bind_structlog:
+        scope.structlog_tokens = _bind(config, run_id=scope.run.run_id)
+    return scope
+
+
+def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
+    try:
+        if scope.owner:
+            try:
+                scope.run.finish(exc)
+            finally:
+                with _active_lock:
+                    if _active_jobs.get(scope.run.run_id) is scope.run:
+                        del _active_jobs[scope.run.run_id]
+    finally:
+        if scope.structlog_tokens is not None:
+            tracker.get_config()._structlog.reset_contextvars(**scope.structlog_tokens)
+        if scope.client_token is not None:
+            client_scope.reset(scope.client_token)
+        if scope.token is not None:
+            job_scope.reset(scope.token)
+
+
+def _enter_client(client_id: str, name: str | None, run_id: str | None) -> ClientScope:
+    validate_client_id(client_id)
+    config = tracker.get_config()
+    job = job_scope.get()
+    job_run: JobRun | None
+    if run_id is not None:
+        run_id = validate_job_run_id(run_id)
+        if job is not None and job.run.run_id == run_id:
+            job_run = job.run
+        else:
+            job_run = _active_jobs.get(run_id)
+    elif job is not None:
+        job_run = job.run
+        run_id = job_run.run_id
+    else:
+        raise NoActiveRunError(
+            f"client_run({client_id!r}) needs a run: call it inside a @tracked_job function or "
+            f"'with tracked_job(...)' block, or pass run_id='YYMMDD-HHMMSS' to attach to an "
+            f"existing run (a webhook or resume script)"
+        )
+    current = client_scope.get()
+    if current is not None and current.run.client_id == client_id and current.run.run_id == run_id:
+        scope = ClientScope(current.run, owner=False)
+    else:
+        scope = ClientScope(ClientRun(config.schema, run_id, client_id, name, job_run), owner=True)
+    scope.token = client_scope.set(scope)
+    if config.bind_structlog:
+        scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
+    return scope
+
+
+def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
+    try:
+        if scope.owner:
+            scope.run.finish(exc)
+    finally:
+        if scope.structlog_tokens is not None:
+            tracker.get_config()._structlog.reset_contextvars(**scope.structlog_tokens)
+        if scope.token is not None:
+            client_scope.reset(scope.token)
+
+
+# -- the public objects ----------------------------------------------------------
+
+
+class tracked_job:
+    """Track a job run: ``@tracked_job("post-scoring")`` or ``with tracked_job(...) as job``.
+
+    Starts a run with a new run ID (``YYMMDD-HHMMSS``) and one ``Job Tracking``
+    record, and completes the record when the function returns or the block
+    ends: ``Completed`` (``Completed with Errors`` if a client run failed),
+    ``Failed`` on an exception, ``Cancelled`` on ``asyncio.CancelledError`` or an
+    early-closed generator, ``Interrupted`` on ``KeyboardInterrupt``/``SystemExit``.
+    The exception always propagates unchanged.
+
+    Inside an active run it joins that run (same run ID, no second record).
+    ``run_id=`` resumes an existing run: its record is reused, not duplicated.
+    """
+
+    __slots__ = ("job_type", "run_id")
+
+    def __init__(self, job_type: str, run_id: str | None = None) -> None:
+        if not isinstance(job_type, str) or not job_type.strip():
+            raise InvalidValueError(f"job_type must be a non-empty string, got {job_type!r}")
+        self.job_type = job_type
+        self.run_id = validate_job_run_id(run_id) if run_id is not None else None
+
+    def __call__(self, fn: F) -> F:
+        return _decorate(fn, self.job_type, self.run_id)
+
+    def __enter__(self) -> JobRun:
+        return _enter_job(self.job_type, self.run_id).run
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scope = job_scope.get()
+        if scope is not None:
+            _exit_job(scope, exc)
+
+    async def __aenter__(self) -> JobRun:
+        return _enter_job(self.job_type, self.run_id).run
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scope = job_scope.get()
+        if scope is not None:
+            _exit_job(scope, exc)
+
+    def __repr__(self) -> str:
+        return f"tracked_job({self.job_type!r}, run_id={self.run_id!r})"
+
+
+class client_run:
+    """Track one client's part of the current run: ``with client_run(client_id) as client``.
+
+    Uses the run ID of the enclosing job and creates one ``Client Run Results``
+    record (``Run ID`` ``YYMMDD-HHMMSS-ClientID``), completed when the block
+    ends, and counted into the job's roll-ups. Outside a job, pass
+    ``run_id=`` to attach to an existing run; otherwise ``NoActiveRunError``.
+    """
+
+    __slots__ = ("client_id", "name", "run_id")
+
+    def __init__(self, client_id: str, name: str | None = None, run_id: str | None = None) -> None:
+        self.client_id = client_id
+        self.name = name
+        self.run_id = run_id
+
+    def __enter__(self) -> ClientRun:
+        return _enter_client(self.client_id, self.name, self.run_id).run
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scope = client_scope.get()
+        if scope is not None:
+            _exit_client(scope, exc)
+
+    async def __aenter__(self) -> ClientRun:
+        return _enter_client(self.client_id, self.name, self.run_id).run
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scope = client_scope.get()
+        if scope is not None:
+            _exit_client(scope, exc)
+
+    def __repr__(self) -> str:
+        return f"client_run({self.client_id!r})"
+
+
+def _current_run(verb: str) -> JobRun | ClientRun:
+    client = client_scope.get()
+    if client is not None:
+        return client.run
+    job = job_scope.get()
+    if job is not None:
+        return job.run
+    raise NoActiveRunError(f"jobtrace.{verb}() needs a run: call it inside a tracked_job or client_run")
+
+
+def note(text: str) -> None:
+    """Append a line to the current client run's notes, else the current job's."""
+    _current_run("note").note(text)
+
+
+def incr(**amounts: float) -> None:
+    """Add to counters of the current client run, else of the current job."""
+    _current_run("incr").incr(**amounts)
+
+
+def update(**fields: Any) -> None:
+    """Set fields of the current client run, else of the current job."""
+    _current_run("update").update(**fields)
+
+
+# -- decorating ----------------------------------------------------------------
+
+
+def _decorate(fn: F, job_type: str, run_id: str | None) -> F:
+    target = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    wrapper: Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+    if inspect.isasyncgenfunction(target):
+
+        def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return _job_async_generator(wrapped, args, kwargs, job_type, run_id)
+
+    elif inspect.iscoroutinefunction(target):
+
+        def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return _job_coroutine(wrapped, args, kwargs, job_type, run_id)
+
+    elif inspect.isgeneratorfunction(target):
+
+        def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return _job_generator(wrapped, args, kwargs, job_type, run_id)
+
+    else:
+
+        def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            scope = _enter_job(job_type, run_id)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _exit_job(scope, exc)
+                raise
+            _exit_job(scope, None)
+            return result
+
+    return wrapt.FunctionWrapper(fn, wrapper)  # type: ignore[return-value]
+
+
+async def _job_coroutine(
+    wrapped: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    job_type: str,
+    run_id: str | None,
+) -> T:
+    scope = _enter_job(job_type, run_id)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _exit_job(scope, exc)
+        raise
+    _exit_job(scope, None)
+    return result
+
+
+def _job_generator(
+    wrapped: Callable[..., Generator[Any, Any, Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    job_type: str,
+    run_id: str | None,
+) -> Generator[Any, Any, Any]:
+    # Runs from the first next(). Every step of the body runs inside `ctx`, so
+    # the run (and anything the body binds) is visible only to the body.
+    ctx = contextvars.copy_context()
+    gen = wrapped(*args, **kwargs)
+    scope = ctx.run(_enter_job, job_type, run_id)
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            if to_throw is None:
+                value = ctx.run(gen.send, to_send)
+            else:
+                value = ctx.run(gen.throw, to_throw)
+        except StopIteration as stop:
+            ctx.run(_exit_job, scope, None)
+            return stop.value
+        except BaseException as exc:
+            ctx.run(_exit_job, scope, exc)
+            raise
+        to_send, to_throw = None, None
+        try:
+            to_send = yield value
+        except GeneratorExit as exit_:
+            try:
+                ctx.run(gen.close)
+            finally:
+                ctx.run(_exit_job, scope, exit_)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+class _Suspend:
+    """Pass one value yielded by an inner coroutine up to the event loop, and the answer back."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield self.value)
+
+
+async def _in_context(ctx: contextvars.Context, step: Coroutine[Any, Any, T]) -> T:
+    """Await ``step`` with every slice of it running inside ``ctx``."""
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            if to_throw is None:
+                yielded = ctx.run(step.send, to_send)
+            else:
+                yielded = ctx.run(step.throw, to_throw)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        to_send, to_throw = None, None
+        try:
+            to_send = await _Suspend(yielded)
+        except BaseException as exc:
+            to_throw = exc
+
+
+async def _job_async_generator(
+    wrapped: Callable[..., AsyncGenerator[Any, Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    job_type: str,
+    run_id: str | None,
+) -> AsyncGenerator[Any, Any]:
+    ctx = contextvars.copy_context()
+    agen = wrapped(*args, **kwargs)
+    scope = ctx.run(_enter_job, job_type, run_id)
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            if to_throw is None:
+                value = await _in_context(ctx, agen.asend(to_send))
+            else:
+                value = await _in_context(ctx, agen.athrow(to_throw))
+        except StopAsyncIteration:
+            ctx.run(_exit_job, scope, None)
+            return
+        except BaseException as exc:
+            ctx.run(_exit_job, scope, exc)
+            raise
+        to_send, to_throw = None, None
+        try:
+            to_send = yield value
+        except GeneratorExit as exit_:
+            try:
+                await _in_context(ctx, agen.aclose())
+            finally:
+                ctx.run(_exit_job, scope, exit_)
+            raise
+        except BaseException as exc:
+            to_throw = exc

@@ -1,0 +1,439 @@
+"""Run state: job runs and client runs, their statuses, counters, notes and roll-ups.
+
+A :class:`JobRun` or :class:`ClientRun` is the live state of one record. Every
+mutation happens under the run's own lock and emits one
+:class:`~jobtrace.changes.Change` carrying the new absolute values, so sinks
+see the changes of one record in the order they happened and counters stay
+exact when many threads or tasks touch the same run. Locks are held only for
+the mutation and the hand-off to the sinks, never across user code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from . import tracker
+from .changes import CLIENT, END, JOB, START, UPDATE, Change
+from .errors import InvalidValueError
+from .schema import NUMBER_TYPES, Schema, TableSchema
+
+__all__ = [
+    "FAILED_STATUSES",
+    "NOTES_LIMIT",
+    "ClientRun",
+    "JobRun",
+    "Status",
+    "status_for_exception",
+    "utc_iso",
+]
+
+#: Airtable's long-text limit; System Notes never grows past it.
+NOTES_LIMIT: Final = 100_000
+#: How often, at most, client completions refresh the job record's roll-ups.
+ROLLUP_INTERVAL: Final = 1.0
+_TRIM_MARKER = "[earlier notes trimmed]\n"
+
+
+class Status:
+    """The statuses jobtrace sets. A base may add its own (e.g. ``No Leads To Score``)."""
+
+    RUNNING: Final = "Running"
+    COMPLETED: Final = "Completed"
+    COMPLETED_WITH_ERRORS: Final = "Completed with Errors"
+    FAILED: Final = "Failed"
+    CANCELLED: Final = "Cancelled"
+    INTERRUPTED: Final = "Interrupted"
+
+
+#: A client run that ended in one of these counts in ``Clients Failed``.
+FAILED_STATUSES: Final = frozenset({Status.FAILED, Status.CANCELLED, Status.INTERRUPTED})
+
+_iso_cache: tuple[int, str] = (-1, "")
+
+
+def utc_iso(ts: float | None = None) -> str:
+    """ISO 8601 UTC with milliseconds, as Airtable writes it: ``2025-10-05T21:02:47.123Z``.
+
+    Formatting a time is a large part of a run's cost, so the seconds part is
+    cached (a tuple swap, safe across threads).
+    """
+    global _iso_cache
+    if ts is None:
+        ts = time.time()
+    sec = int(ts)
+    cached_sec, prefix = _iso_cache
+    if sec != cached_sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _iso_cache = (sec, prefix)
+    return f"{prefix}.{int((ts - sec) * 1000):03d}Z"
+
+
+def status_for_exception(exc: BaseException | None) -> str | None:
+    """The terminal status an exception implies, or None for a normal exit."""
+    if exc is None:
+        return None
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return Status.CANCELLED
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return Status.INTERRUPTED
+    return Status.FAILED
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _append_note(notes: str, text: str) -> str:
+    line = f"[{utc_iso()}] {text}"
+    combined = f"{notes}\n{line}" if notes else line
+    if len(combined) <= NOTES_LIMIT:
+        return combined
+    # Drop whole lines from the front until it fits with the marker.
+    budget = NOTES_LIMIT - len(_TRIM_MARKER)
+    body = combined[len(combined) - budget :]
+    newline = body.find("\n")
+    if 0 <= newline < len(body) - 1:
+        body = body[newline + 1 :]
+    return _TRIM_MARKER + body
+
+
+class _Run:
+    """What job and client runs share: fields, counters, notes, explicit status."""
+
+    __slots__ = (
+        "_counters",
+        "_ended",
+        "_explicit_status",
+        "_key_fields",
+        "_lock",
+        "_notes",
+        "_table",
+        "run_id",
+    )
+    kind: str = ""
+
+    def __init__(self, table: TableSchema, run_id: str, key_fields: dict[str, Any]) -> None:
+        self._table = table
+        self.run_id = run_id
+        self._key_fields = key_fields
+        self._lock = threading.Lock()
+        self._counters: dict[str, float] = {}
+        self._notes = ""
+        self._explicit_status: str | None = None
+        self._ended = False
+
+    @property
+    def _client_id(self) -> str | None:
+        return None
+
+    # -- the public verbs ------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        """Append a timestamped line to ``System Notes`` (oldest lines go first past 100,000 chars)."""
+        notes_field = self._table.names.notes
+        if notes_field is None:
+            raise InvalidValueError(f"table {self._table.name!r} has no notes field to write to")
+        with self._lock:
+            self._notes = _append_note(self._notes, str(text))
+            self._emit(UPDATE, {notes_field: self._notes})
+
+    def incr(self, **amounts: float) -> None:
+        """Add to counters, e.g. ``incr(posts_processed=1, token_usage=1500)``."""
+        table = self._table
+        resolved = []
+        for key, amount in amounts.items():
+            spec = table.resolve(key)
+            if spec.type not in NUMBER_TYPES:
+                raise InvalidValueError(
+                    f"{spec.name!r} of table {table.name!r} is {spec.type}, not a counter; use update({key}=...)"
+                )
+            if not isinstance(amount, (int, float)) or isinstance(amount, bool):
+                raise InvalidValueError(f"incr({key}=...) needs a number, got {amount!r}")
+            resolved.append((spec.name, amount))
+        with self._lock:
+            counters = self._counters
+            delta: dict[str, Any] = {}
+            for name, amount in resolved:
+                delta[name] = counters[name] = counters.get(name, 0) + amount
+            self._emit(UPDATE, delta)
+
+    def update(self, **fields: Any) -> None:
+        """Set fields, e.g. ``update(progress="50% complete", posts_processed=42)``.
+
+        Keys are logical names (``posts_processed``) or Airtable names. ``notes=``
+        appends a line like :meth:`note`; ``status=`` records the status the run
+        ends with (applied when it ends, unless an exception ends it).
+        """
+        self._apply(fields)
+
+    def _apply(self, fields: Mapping[str, Any]) -> None:
+        table = self._table
+        delta: dict[str, Any] = {}
+        status: str | None = None
+        note: str | None = None
+        counters: dict[str, float] = {}
+        for key, value in fields.items():
+            if key == "status" or key == table.names.status:
+                status = table.normalize_status(value)
+                continue
+            spec = table.resolve(key)
+            if spec.name == table.names.notes:
+                if value is not None:
+                    note = str(value)
+                continue
+            value = table.check_value(spec, value)
+            if spec.type in NUMBER_TYPES and value is not None:
+                counters[spec.name] = value  # type: ignore[assignment]
+            delta[spec.name] = value
+        with self._lock:
+            if status is not None and status != Status.RUNNING:
+                self._explicit_status = status
+            self._counters.update(counters)
+            if note is not None and table.names.notes is not None:
+                self._notes = _append_note(self._notes, note)
+                delta[table.names.notes] = self._notes
+            if delta:
+                self._emit(UPDATE, delta)
+
+    @property
+    def ended(self) -> bool:
+        """True once the run reached a terminal status."""
+        return self._ended
+
+    # -- machinery -------------------------------------------------------------
+
+    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        # Called with self._lock held, so one record's changes reach sinks in order.
+        fields.update(self._key_fields)
+        tracker.emit(Change(self.kind, event, self._table.name, self.run_id, self._client_id, fields))
+
+    def _seed(self, record: Mapping[str, Any] | None) -> None:
+        """Continue a resumed run from what a sink still has: counters and notes."""
+        if not record:
+            return
+        table = self._table
+        for name in table.number_fields:
+            value = record.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._counters[name] = value
+        notes_field = table.names.notes
+        if notes_field is not None and isinstance(record.get(notes_field), str):
+            self._notes = record[notes_field]
+
+    def _final_fields(self, exc: BaseException | None, default_status: str) -> dict[str, Any]:
+        """Status, End Time and error fields for the end of the run (lock held)."""
+        names = self._table.names
+        status = status_for_exception(exc)
+        fields: dict[str, Any] = {}
+        if status is None:
+            status = self._explicit_status or default_status
+        elif exc is not None and status == Status.FAILED:
+            summary = _describe(exc)
+            if names.errors is not None:
+                fields[names.errors] = summary[:NOTES_LIMIT]
+            if names.notes is not None:
+                self._notes = _append_note(self._notes, f"Failed: {summary}")
+                fields[names.notes] = self._notes
+        elif names.notes is not None:
+            reason = "Cancelled" if status == Status.CANCELLED or exc is None else f"Interrupted ({_describe(exc)})"
+            self._notes = _append_note(self._notes, reason)
+            fields[names.notes] = self._notes
+        fields[names.status] = self._table.normalize_status(status)
+        if names.end_time is not None:
+            fields[names.end_time] = utc_iso()
+        return fields
+
+    def _start_fields(self, resumed: bool) -> dict[str, Any]:
+        names = self._table.names
+        fields: dict[str, Any] = {names.status: Status.RUNNING}
+        if names.end_time is not None and resumed:
+            fields[names.end_time] = None  # never an End Time while Running
+        if names.start_time is not None and not resumed:
+            fields[names.start_time] = utc_iso()
+        return fields
+
+
+class JobRun(_Run):
+    """The state of one job run (one ``Job Tracking`` record).
+
+    Use :meth:`update`, :meth:`note` and :meth:`incr`; :func:`jobtrace.tracked_job`
+    creates and completes it.
+    """
+
+    __slots__ = (
+        "_contributions",
+        "_dirty",
+        "_last_client",
+        "_last_rollup",
+        "_rollup_names",
+        "_sums",
+        "job_type",
+        "resumed",
+    )
+    kind = JOB
+
+    def __init__(self, schema: Schema, run_id: str, job_type: str, resumed: bool = False) -> None:
+        table = schema.job
+        super().__init__(table, run_id, {table.names.run_id: run_id})
+        self.job_type = job_type
+        self.resumed = resumed
+        self._rollup_names = schema.rollup_counters
+        # client_id -> (failed, counter values in _rollup_names order)
+        self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
+        self._sums = [0.0] * len(self._rollup_names)
+        self._last_client: str | None = None
+        self._last_rollup = 0.0
+        self._dirty = False
+        if resumed:
+            self._seed(tracker.read_record(JOB, run_id, None))
+        fields = self._start_fields(resumed)
+        if table.names.job_type is not None:
+            fields[table.names.job_type] = job_type
+        with self._lock:
+            self._emit(START, fields)
+
+    def _seed(self, record: Mapping[str, Any] | None) -> None:
+        super()._seed(record)
+        # Client totals from before the resume stay in the job's own counters,
+        # so summing this process's client runs on top of them continues them.
+        if record:
+            names = self._table.names
+            for role in ("clients_processed", "clients_succeeded", "clients_failed"):
+                name = getattr(names, role)
+                if name is not None and isinstance(record.get(name), (int, float)):
+                    self._counters[name] = record[name]
+
+    def client_state(self, client_id: str) -> tuple[float, ...] | None:
+        """The counters a client run of this job ended with last time (to continue them)."""
+        found = self._contributions.get(client_id)
+        return found[1] if found is not None else None
+
+    def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
+        """Count one finished client run into the job's roll-ups (exactly once per client)."""
+        values = tuple(counters.get(name, 0) for name in self._rollup_names)
+        with self._lock:
+            previous = self._contributions.get(client_id)
+            self._contributions[client_id] = (failed, values)
+            sums = self._sums
+            if previous is not None:
+                for i, v in enumerate(previous[1]):
+                    sums[i] -= v
+            for i, v in enumerate(values):
+                sums[i] += v
+            self._last_client = client_id
+            now = time.monotonic()
+            if now - self._last_rollup >= ROLLUP_INTERVAL:
+                self._last_rollup = now
+                self._dirty = False
+                self._emit(UPDATE, self._rollup_fields())
+            else:
+                self._dirty = True
+
+    def _rollup_fields(self) -> dict[str, Any]:
+        names = self._table.names
+        counters = self._counters
+        fields: dict[str, Any] = {}
+        failed = sum(1 for f, _ in self._contributions.values() if f)
+        processed = len(self._contributions)
+        for name, count in (
+            (names.clients_processed, processed),
+            (names.clients_succeeded, processed - failed),
+            (names.clients_failed, failed),
+        ):
+            if name is not None:
+                fields[name] = counters.get(name, 0) + count
+        if names.last_client_processed is not None and self._last_client is not None:
+            fields[names.last_client_processed] = self._last_client
+        for name, total in zip(self._rollup_names, self._sums):
+            value: float = counters.get(name, 0) + total
+            fields[name] = int(value) if float(value).is_integer() else value
+        return fields
+
+    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        if self._dirty and event == UPDATE:
+            self._dirty = False
+            fields = {**self._rollup_fields(), **fields}
+        super()._emit(event, fields)
+
+    def finish(self, exc: BaseException | None) -> None:
+        """End the run: the terminal status, End Time and final roll-ups."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            failed = any(f for f, _ in self._contributions.values())
+            fields = self._rollup_fields() if self._contributions or self._counters else {}
+            fields.update(self._final_fields(exc, Status.COMPLETED_WITH_ERRORS if failed else Status.COMPLETED))
+            self._dirty = False
+            self._emit(END, fields)
+
+    def __repr__(self) -> str:
+        return f"<JobRun {self.run_id} {self.job_type!r}{' ended' if self._ended else ''}>"
+
+
+class ClientRun(_Run):
+    """The state of one client's run within a job (one ``Client Run Results`` record)."""
+
+    __slots__ = ("client_id", "job", "name")
+    kind = CLIENT
+
+    def __init__(
+        self,
+        schema: Schema,
+        run_id: str,
+        client_id: str,
+        name: str | None = None,
+        job: JobRun | None = None,
+    ) -> None:
+        table = schema.client
+        names = table.names
+        key: dict[str, Any] = {names.run_id: f"{run_id}-{client_id}"}
+        if names.client_id is not None:
+            key[names.client_id] = client_id
+        super().__init__(table, run_id, key)
+        self.client_id = client_id
+        self.name = name
+        self.job = job
+        resumed = False
+        if job is not None:
+            previous = job.client_state(client_id)
+            if previous is not None:
+                resumed = True
+                self._counters.update(zip(job._rollup_names, previous))
+        else:
+            # Attached to a run this process does not own (a webhook, a resume
+            # script): continue what the record already holds.
+            record = tracker.read_record(CLIENT, run_id, client_id)
+            if record is not None:
+                resumed = True
+                self._seed(record)
+        fields = self._start_fields(resumed)
+        if name is not None and names.client_name is not None:
+            fields[names.client_name] = name
+        with self._lock:
+            self._emit(START, fields)
+
+    @property
+    def _client_id(self) -> str | None:
+        return self.client_id
+
+    def finish(self, exc: BaseException | None) -> None:
+        """End the client run and count it into its job's roll-ups."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            fields = self._final_fields(exc, Status.COMPLETED)
+            status = fields[self._table.names.status]
+            self._emit(END, fields)
+            counters = dict(self._counters)
+        if self.job is not None:
+            self.job.rollup(self.client_id, status in FAILED_STATUSES, counters)
+
+    def __repr__(self) -> str:
+        return f"<ClientRun {self.run_id}-{self.client_id}{' ended' if self._ended else ''}>"

@@ -1,0 +1,60 @@
+"""The sink interface: where record changes go.
+
+A sink has four verbs, called by jobtrace (never by the instrumented job):
+
+``start(schema)``
+    Once, when the sink is configured. Check the field mapping against the
+    backend and raise ``ConfigurationError`` if it cannot work.
+``write(change)``
+    Accept one :class:`~jobtrace.changes.Change`. Called from any thread or
+    event loop, often concurrently: it must be thread-safe and must return at
+    once (no network I/O on the caller's thread; queue it instead).
+``flush(timeout)``
+    Block until everything written so far is delivered, or ``timeout`` seconds
+    pass. Return True when everything was delivered.
+``close(timeout)``
+    Flush, then release resources. Writes after close are errors.
+
+And one optional verb, used only when a run is resumed:
+
+``read(kind, run_id, client_id)``
+    The record's current fields (Airtable names), or None if the sink cannot
+    tell. Lets a resumed run continue its counters instead of restarting them.
+
+A sink may raise from any verb; jobtrace catches it, logs it with the run ID,
+counts it and goes on, unless ``configure(strict=True)``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..changes import Change
+    from ..schema import Schema
+
+__all__ = ["Sink"]
+
+
+class Sink(abc.ABC):
+    """Base class of every sink. Subclasses implement :meth:`write`; the rest is optional."""
+
+    def start(self, schema: Schema) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Called once when configured; raise ``ConfigurationError`` if the schema cannot work."""
+
+    @abc.abstractmethod
+    def write(self, change: Change) -> None:
+        """Accept one change. Thread-safe, non-blocking."""
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Deliver everything written so far within ``timeout`` seconds; True if all was delivered."""
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:  # noqa: B027 - optional hook
+        """Flush and release resources."""
+
+    def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
+        """The current fields of a record, or None when unknown or not supported."""
+        return None

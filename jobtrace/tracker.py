@@ -1,0 +1,219 @@
+"""Configuration and the fan-out of changes to sinks.
+
+One process-wide configuration: the sinks, the schema, strict mode. Records
+call :func:`emit`; it hands the change to every sink and makes sure a sink
+failure never reaches the job (it is logged with the run ID and counted)
+unless ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .changes import Change
+from .errors import ConfigurationError, SinkError
+from .schema import Schema
+from .sinks.base import Sink
+
+__all__ = [
+    "Config",
+    "configure",
+    "diagnostics",
+    "emit",
+    "flush",
+    "get_config",
+    "read_record",
+    "shutdown",
+]
+
+logger = logging.getLogger("jobtrace")
+
+#: How long the interpreter-exit flush may wait for sinks, in seconds.
+EXIT_FLUSH_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete configuration; replaced as a whole, never mutated."""
+
+    sinks: tuple[Sink, ...]
+    schema: Schema
+    strict: bool = False
+    bind_structlog: bool = False
+    _structlog: Any = field(default=None, repr=False, compare=False)
+    """``structlog.contextvars`` when binding is on (imported at configure, not per call)."""
+
+
+_lock = threading.Lock()
+_config: Config | None = None
+_sink_errors = 0
+_last_error: str | None = None
+
+
+def configure(
+    sinks: Iterable[Sink] | None = None,
+    strict: bool = False,
+    schema: Schema | None = None,
+    bind_structlog: bool | None = None,
+) -> Config:
+    """Set the sinks (and optionally the schema); return the previous configuration.
+
+    ``sinks=None`` means the default, a :class:`~jobtrace.sinks.LogSink`.
+    ``strict=True`` makes sink errors raise ``SinkError`` (for tests).
+    ``bind_structlog`` binds ``run_id``/``client_id`` in ``structlog.contextvars``
+    while a run is active; by default it is on when a LogSink is configured.
+    Each sink's ``start(schema)`` runs here, so a base that does not fit the
+    mapping fails now with ``ConfigurationError``, not in the middle of a job.
+    The previous sinks are not closed: pass the returned value to
+    :func:`restore` to go back to it, or call :func:`shutdown` first.
+    """
+    global _config
+    schema = schema if schema is not None else Schema.default()
+    if sinks is None:
+        from .sinks.log import LogSink
+
+        sinks = [LogSink()]
+    sinks = tuple(sinks)
+    for sink in sinks:
+        if not isinstance(sink, Sink):
+            raise ConfigurationError(f"{sink!r} is not a jobtrace sink: subclass jobtrace.sinks.Sink")
+    for sink in sinks:
+        sink.start(schema)
+    if bind_structlog is None:
+        from .sinks.log import LogSink
+
+        bind_structlog = any(isinstance(s, LogSink) for s in sinks)
+    new = Config(sinks, schema, strict, bind_structlog, _load_structlog() if bind_structlog else None)
+    with _lock:
+        previous = _config
+        _config = new
+    return previous if previous is not None else new
+
+
+def restore(config: Config | None) -> None:
+    """Put back a configuration returned by :func:`configure` (None: unconfigured)."""
+    global _config
+    with _lock:
+        _config = config
+
+
+def get_config() -> Config:
+    """The current configuration; the first call configures the default (LogSink)."""
+    config = _config
+    if config is None:
+        with _lock:
+            config = _config
+        if config is None:
+            configure()
+            config = _config
+            assert config is not None
+    return config
+
+
+def _load_structlog() -> Any:
+    import structlog.contextvars
+
+    return structlog.contextvars
+
+
+def emit(change: Change) -> None:
+    """Hand one change to every sink. Never raises a sink's error unless strict."""
+    config = _config or get_config()
+    for sink in config.sinks:
+        try:
+            sink.write(change)
+        except Exception as exc:
+            _sink_failed(config, sink, "write", exc, change.run_id)
+
+
+def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
+    global _sink_errors, _last_error
+    with _lock:
+        _sink_errors += 1
+        _last_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {exc}"
+    if config.strict:
+        raise SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {exc}") from exc
+    logger.error(
+        "jobtrace sink %s.%s failed for run %s: %s: %s",
+        type(sink).__name__,
+        verb,
+        run_id,
+        type(exc).__name__,
+        exc,
+    )
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Wait until every sink has delivered everything; True if all did within ``timeout``."""
+    config = _config
+    if config is None:
+        return True
+    deadline = time.monotonic() + timeout
+    ok = True
+    for sink in config.sinks:
+        try:
+            ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok
+        except Exception as exc:
+            ok = False
+            _sink_failed(config, sink, "flush", exc, None)
+    return ok
+
+
+def shutdown(timeout: float = 10.0) -> bool:
+    """Flush and close every sink, then return to the unconfigured state."""
+    global _config
+    with _lock:
+        config, _config = _config, None
+    if config is None:
+        return True
+    deadline = time.monotonic() + timeout
+    ok = True
+    for sink in config.sinks:
+        try:
+            ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok
+            sink.close(max(0.0, deadline - time.monotonic()))
+        except Exception as exc:
+            ok = False
+            _sink_failed(config, sink, "close", exc, None)
+    return ok
+
+
+def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
+    """The first answer of any sink that can read the record back (used when resuming)."""
+    config = get_config()
+    for sink in config.sinks:
+        try:
+            found = sink.read(kind, run_id, client_id)
+        except Exception as exc:
+            _sink_failed(config, sink, "read", exc, run_id)
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def diagnostics() -> dict[str, Any]:
+    """Counts worth watching: sink errors so far and the last one (never a secret)."""
+    return {"sink_errors": _sink_errors, "last_sink_error": _last_error}
+
+
+def _flush_at_exit() -> None:
+    # Bounded: a dead backend must not hang the interpreter's exit. Whatever a
+    # sink cannot deliver in time is its own to keep (the Airtable sink journals it).
+    config = _config
+    if config is None:
+        return
+    for sink in config.sinks:
+        try:
+            sink.close(EXIT_FLUSH_TIMEOUT)
+        except Exception as exc:
+            logger.error("jobtrace: closing %s at exit failed: %s", type(sink).__name__, exc)
+
+
+atexit.register(_flush_at_exit)
