@@ -1,0 +1,21 @@
+"""A local Airtable: a real HTTP server speaking Airtable's Web API v0.
+
+The unmodified ``pyairtable`` client talks to it over 127.0.0.1 and gets
+Airtable's behaviour, including its errors, formulas, pagination, rate limit,
+plus injectable faults::
+
+    from jobtrace.testing.emulator import AirtableEmulator, Fault
+
+    with AirtableEmulator(bases={"appXXXXXXXXXXXXXX": "schema.json"}) as emu:
+        api = pyairtable.Api(emu.api_key, endpoint_url=emu.url)
+        emu.inject(Fault.LOST_RESPONSE, method="POST")
+
+See ``docs/emulator.md``.
+"""
+
+from .emulator import AirtableEmulator
+from .errors import ApiError
+from .faults import Fault
+from .server import RequestLogEntry
+
+__all__ = ["AirtableEmulator", "ApiError", "Fault", "RequestLogEntry"]
