@@ -144,9 +144,11 @@ def test_an_explicit_completed_wins_over_completed_with_errors(sink: MemorySink)
 
 
 def test_an_unknown_status_raises_at_the_call(sink: MemorySink) -> None:
-    with jobtrace.tracked_job("post-scoring") as job:
-        with pytest.raises(jobtrace.InvalidValueError, match="No Leads To Score"):
-            job.update(status="Done-ish")
+    with (
+        jobtrace.tracked_job("post-scoring") as job,
+        pytest.raises(jobtrace.InvalidValueError, match="No Leads To Score"),
+    ):
+        job.update(status="Done-ish")
     assert only(sink.job_records())["Status"] == "Completed"
 
 
@@ -359,9 +361,8 @@ def test_a_resumed_run_clears_its_end_time_while_running(sink: MemorySink) -> No
 
 
 def test_a_resumed_run_whose_earlier_part_had_failed_clients_completes_with_errors(sink: MemorySink) -> None:
-    with jobtrace.tracked_job("post-scoring") as job:
-        with pytest.raises(ValueError), jobtrace.client_run("acme"):
-            raise ValueError("x")
+    with jobtrace.tracked_job("post-scoring") as job, pytest.raises(ValueError), jobtrace.client_run("acme"):
+        raise ValueError("x")
     with jobtrace.tracked_job("post-scoring", run_id=job.run_id), jobtrace.client_run("globex"):
         pass
     record = only(sink.job_records())
