@@ -27,6 +27,9 @@ from .schema import COMPUTED_TYPES, find_table, load_schema, new_id, select_colo
 _TEXT_TYPES = frozenset({"singleLineText", "multilineText", "email", "url", "phoneNumber",
                          "richText"})  # fmt: skip
 _NUMBER_TYPES = frozenset({"number", "currency", "percent", "rating", "duration"})
+#: Field types Airtable documents as usable in performUpsert.fieldsToMergeOn.
+_MERGEABLE_TYPES = _TEXT_TYPES | {"number", "currency", "percent", "singleSelect",
+                                  "multipleSelects", "date", "dateTime"}  # fmt: skip
 MAX_RECORDS_PER_REQUEST = 10
 MAX_PAGE_SIZE = 100
 _MAX_ITERATORS = 2000
@@ -390,9 +393,10 @@ class Base:
                 f = table.field(name) if isinstance(name, str) else None
                 if f is None:
                     raise ApiError.unknown_field(str(name))
-                if f["type"] in COMPUTED_TYPES:
+                if f["type"] not in _MERGEABLE_TYPES:
                     raise ApiError.invalid_request(
-                        f'Field "{f["name"]}" cannot be used in fieldsToMergeOn because it is '
+                        f'Field "{f["name"]}" of type {f["type"]} cannot be used in '
+                        "fieldsToMergeOn: use a text, number, select or date field that is not "
                         "computed"
                     )
                 merge_ids.append(f["id"])
