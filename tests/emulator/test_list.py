@@ -85,8 +85,8 @@ def test_view_by_name_or_id_and_unknown_view(jobs: pyairtable.Table, emu: Airtab
     assert len(jobs.all(view="Grid view")) == 1 and len(jobs.all(view=view_id)) == 1
     with pytest.raises(requests.HTTPError) as info:
         jobs.all(view="No such view")
-    assert info.value.response.status_code == 404
-    assert error_of(info.value)["type"] == "VIEW_NAME_NOT_FOUND"
+    assert info.value.response.status_code == 422
+    assert error_of(info.value) == {"type": "VIEW_NAME_NOT_FOUND", "message": "View No such view not found"}
 
 
 def test_cell_format_string(things: pyairtable.Table, emu: AirtableEmulator) -> None:

@@ -166,7 +166,7 @@ class Base:
         if opts.view is not None and not any(
             opts.view in (v["id"], v["name"]) for v in table.schema["views"]
         ):
-            raise ApiError(404, "VIEW_NAME_NOT_FOUND", f'Could not find view "{opts.view}"')
+            raise ApiError(422, "VIEW_NAME_NOT_FOUND", f"View {opts.view} not found")
         for name in opts.fields or []:
             if table.field(name) is None:
                 raise ApiError.unknown_field(name)
