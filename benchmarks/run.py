@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
         airtable.run_airtable(
             clients=args.clients or (30 if quick else 200),
-            baseline_clients=args.baseline_clients or (5 if quick else 200),
+            baseline_clients=args.baseline_clients or (4 if quick else 200),
             quick=quick,
         )
     if "scale" in sections:
