@@ -187,7 +187,7 @@ class AirtableEmulator:
 
     @property
     def requests(self) -> list[RequestLogEntry]:
-        """A snapshot of every request received so far, in arrival order of completion."""
+        """A snapshot of every request received so far, in the order they were answered."""
         with self._log_lock:
             return list(self._log_entries)
 
