@@ -34,7 +34,7 @@ from .instrument import client_run, incr, note, tracked_job, update
 from .records import ClientRun, JobRun, Status
 from .run_ids import RunId, client_run_id, generate_run_id, parse_run_id
 from .schema import Schema
-from .tracker import configure, diagnostics, flush, restore, shutdown
+from .tracker import configure, configure_from_env, diagnostics, flush, restore, shutdown
 
 __version__ = "0.1.0"
 
@@ -57,6 +57,7 @@ __all__ = [
     "client_run",
     "client_run_id",
     "configure",
+    "configure_from_env",
     "current_client_id",
     "current_run_id",
     "diagnostics",
