@@ -30,7 +30,8 @@ _FORMAT = "%y%m%d-%H%M%S"
 _EXPECTED = (
     "expected 'YYMMDD-HHMMSS' (e.g. '251005-210247') or 'YYMMDD-HHMMSS-ClientID' (e.g. '251005-210247-Guy-Wilson')"
 )
-_RUN_ID = re.compile(r"(\d{6}-\d{6})(?:-(.+))?", re.DOTALL)
+# ASCII digits only: str patterns' \d would also match other scripts' digits.
+_RUN_ID = re.compile(r"([0-9]{6}-[0-9]{6})(?:-(.+))?", re.DOTALL)
 # C0 and C1 control characters, and DEL.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -113,7 +114,7 @@ def parse_run_id(text: str) -> RunId:
         try:
             validate_client_id(client)
         except InvalidClientIdError as exc:
-            raise InvalidRunIdError(f"run ID {text!r} has an invalid client part: {exc}") from None
+            raise InvalidRunIdError(f"run ID {text!r} has an invalid client part ({exc}): {_EXPECTED}") from None
     return RunId(run_id=base, timestamp=timestamp, client_id=client)
 
 

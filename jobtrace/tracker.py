@@ -61,8 +61,8 @@ def configure(
     strict: bool = False,
     schema: Schema | None = None,
     bind_structlog: bool | None = None,
-) -> Config:
-    """Set the sinks (and optionally the schema); return the previous configuration.
+) -> Config | None:
+    """Set the sinks (and optionally the schema); return the previous configuration (None if none).
 
     ``sinks=None`` means the default, a :class:`~jobtrace.sinks.LogSink`.
     ``strict=True`` makes sink errors raise ``SinkError`` (for tests).
@@ -93,7 +93,7 @@ def configure(
     with _lock:
         previous = _config
         _config = new
-    return previous if previous is not None else new
+    return previous
 
 
 def restore(config: Config | None) -> None:

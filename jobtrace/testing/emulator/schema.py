@@ -72,11 +72,20 @@ def load_schema(schema: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str,
         if table["name"] in names:
             raise ValueError(f"duplicate table name {table['name']!r}")
         names.add(table["name"])
-    # Formulas and lookups may name fields in other tables, so resolve after all exist.
+    # Formulas and links may name other fields/tables, so resolve after all have IDs.
+    table_ids = {t["name"]: t["id"] for t in data["tables"]}
     for table in data["tables"]:
         for field in table["fields"]:
             if field["type"] == "formula":
                 _fill_formula_references(table, field)
+            elif field["type"] == "multipleRecordLinks":
+                # A hand-written schema may name the linked table instead of giving its ID.
+                opts = field["options"]
+                linked = opts.get("linkedTableId")
+                if linked in table_ids:
+                    opts["linkedTableId"] = table_ids[linked]
+                elif linked not in table_ids.values():
+                    raise ValueError(f"link field {field['name']!r} needs options.linkedTableId")
     return data
 
 
