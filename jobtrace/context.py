@@ -48,11 +48,13 @@ logger = logging.getLogger("jobtrace")
 class JobScope:
     """One entry into a job run. ``owner`` is False when the entry joined a run already active."""
 
-    __slots__ = ("client_token", "owner", "run", "structlog_tokens", "token")
+    __slots__ = ("client_token", "handed_client", "owner", "run", "structlog_tokens", "token")
 
-    def __init__(self, run: JobRun, owner: bool) -> None:
+    def __init__(self, run: JobRun, owner: bool, handed_client: str | None = None) -> None:
         self.run = run
         self.owner = owner
+        self.handed_client = handed_client
+        """The client run another process handed over with the run (continued, never completed here)."""
         self.token: Token[JobScope | None] | None = None
         self.client_token: Token[ClientScope | None] | None = None
         self.structlog_tokens: Mapping[str, Any] | None = None

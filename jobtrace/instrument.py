@@ -58,7 +58,7 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
     config = tracker.get_config()
     current = job_scope.get()
     if current is not None and (run_id is None or run_id == current.run.run_id):
-        scope = JobScope(current.run, owner=False)
+        scope = JobScope(current.run, owner=False, handed_client=current.handed_client)
     elif run_id is None:
         parent = inherited_run()
         if parent is None:
@@ -90,9 +90,9 @@ def _join_parent(config: tracker.Config, parent: ParentRun, job_type: str = "") 
     with _active_lock:
         live = _active_jobs.get(parent.run_id)
         if live is not None:
-            return JobScope(live, owner=False)
+            return JobScope(live, owner=False, handed_client=parent.client_id)
         run = _active_jobs[parent.run_id] = JoinedJobRun(config.schema, parent.run_id, job_type, parent.client_id)
-    return JobScope(run, owner=True)
+    return JobScope(run, owner=True, handed_client=parent.client_id)
 
 
 def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
@@ -140,7 +140,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
     current = client_scope.get()
     if current is not None and current.run.client_id == client_id and current.run.run_id == run_id:
         scope = ClientScope(current.run, owner=False)
-    elif _parent_client(job_run, run_id) == client_id:
+    elif _handed_client(job, run_id) == client_id:
         # The client run the parent process was in: continue its record, never complete it.
         record = tracker.read_record(CLIENT, run_id, client_id)
         run = ClientRun(config.schema, run_id, client_id, name, None, attach=record or {})
@@ -153,15 +153,12 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
     return scope
 
 
-def _parent_client(job_run: JobRun | None, run_id: str) -> str | None:
-    """The client run a parent process handed over for ``run_id``, if any."""
-    if isinstance(job_run, JoinedJobRun):
-        return job_run.parent_client_id
-    if job_run is None:
-        parent = inherited_run()
-        if parent is not None and parent.run_id == run_id:
-            return parent.client_id
-    return None
+def _handed_client(job: JobScope | None, run_id: str) -> str | None:
+    """The client run another process handed over with ``run_id`` (child_env, inject), if any."""
+    if job is not None:
+        return job.handed_client if job.run.run_id == run_id else None
+    parent = inherited_run()
+    return parent.client_id if parent is not None and parent.run_id == run_id else None
 
 
 def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:

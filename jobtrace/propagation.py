@@ -223,7 +223,7 @@ class RunContext:
 # -- back in the parent ------------------------------------------------------------
 
 
-def collect(client_id: str, run_id: str | None = None) -> dict[str, Any]:
+def collect(client_id: str, run_id: str | None = None, record: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Count a client run recorded by another process into this process's job, and return its record.
 
     Call it in the process that owns the job, after the child that ran
@@ -232,7 +232,9 @@ def collect(client_id: str, run_id: str | None = None) -> dict[str, Any]:
     a MemorySink cannot see another process) and rolled up into the job:
     ``Clients Processed``/``Succeeded``/``Failed`` and the summed counters.
     Collecting a client twice counts it once. A record still ``Running`` (the
-    child died before finishing) counts as failed.
+    child died before finishing) counts as failed. ``record=`` (the client
+    run's fields, e.g. returned by a worker as ``client.fields()``) is used
+    instead of reading back.
 
     Inside ``client_run(client_id)`` of the same run (the parent handed its own
     client run to the child), the live client run instead continues from the
@@ -249,7 +251,8 @@ def collect(client_id: str, run_id: str | None = None) -> dict[str, Any]:
         run_id = job.run.run_id
     else:
         run_id = validate_job_run_id(run_id)
-    record = tracker.read_record(CLIENT, run_id, client_id)
+    if record is None:
+        record = tracker.read_record(CLIENT, run_id, client_id)
     if record is None:
         raise RecordNotFoundError(
             f"no sink could read back client run {run_id}-{client_id}: collect() needs a sink that can "
@@ -259,7 +262,7 @@ def collect(client_id: str, run_id: str | None = None) -> dict[str, Any]:
     fields = dict(record)
     live = client_scope.get()
     if live is not None and live.run.run_id == run_id and live.run.client_id == client_id:
-        live.run._seed(fields)
+        live.run.continue_from(fields)
         return fields
     job_run: JobRun | None = job.run if job is not None and job.run.run_id == run_id else _active_jobs.get(run_id)
     if job_run is None:

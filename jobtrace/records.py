@@ -236,6 +236,11 @@ class _Run:
         if notes_field is not None and isinstance(record.get(notes_field), str):
             self._notes = record[notes_field]
 
+    def continue_from(self, record: Mapping[str, Any]) -> None:
+        """Take over counters and notes from ``record`` (written meanwhile by another process)."""
+        with self._lock:
+            self._seed(record)
+
     def _attach(self, record: Mapping[str, Any]) -> None:
         """Continue ``record`` as it stands, without announcing a start; a terminal one stays ended."""
         self._seed(record)
