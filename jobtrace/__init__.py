@@ -36,7 +36,7 @@ from .propagation import RunContext, ThreadPoolExecutor, bind, child_env, collec
 from .records import ClientRun, JobRun, Status
 from .run_ids import RunId, client_run_id, generate_run_id, parse_run_id
 from .schema import Schema
-from .tracker import configure, diagnostics, flush, restore, shutdown
+from .tracker import configure, configure_from_env, diagnostics, flush, restore, shutdown
 
 __version__ = "0.1.0"
 
@@ -65,6 +65,7 @@ __all__ = [
     "client_run_id",
     "collect",
     "configure",
+    "configure_from_env",
     "current_client_id",
     "current_run_id",
     "diagnostics",

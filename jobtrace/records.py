@@ -401,6 +401,9 @@ class JobRun(_Run):
                 return
             self._ended = True
             failed = any(f for f, _ in self._contributions.values())
+            # A resumed run's earlier clients count too (they live in the seeded counter).
+            failed_name = self._table.names.clients_failed
+            failed = failed or (failed_name is not None and self._counters.get(failed_name, 0) > 0)
             fields = self._rollup_fields() if self._contributions or self._counters else {}
             fields.update(self._final_fields(exc, Status.COMPLETED_WITH_ERRORS if failed else Status.COMPLETED))
             self._dirty = False

@@ -255,7 +255,7 @@ class TableSchema:
             return UnknownFieldError(
                 f"unknown field {key!r} for table {self.name!r}: notes go to "
                 f"{self.roles['notes']!r} (logical name 'notes'), e.g. note('...') or "
-                f"update(notes='...')"
+                f"update(notes='...'). Writable fields: {valid}"
             )
         return UnknownFieldError(f"unknown field {key!r} for table {self.name!r}. Writable fields: {valid}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ from .sinks.base import Sink
 __all__ = [
     "Config",
     "configure",
+    "configure_from_env",
     "diagnostics",
     "emit",
     "flush",
@@ -94,6 +96,20 @@ def configure(
         previous = _config
         _config = new
     return previous
+
+
+def configure_from_env(strict: bool = False, schema: Schema | None = None) -> Config | None:
+    """Configure from the environment: Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set.
+
+    Uses :meth:`AirtableSink.from_env <jobtrace.sinks.AirtableSink.from_env>`
+    (also ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``), else the LogSink.
+    Returns what :func:`configure` returns.
+    """
+    if os.environ.get("AIRTABLE_API_KEY") and os.environ.get("AIRTABLE_BASE_ID"):
+        from .sinks.airtable import AirtableSink
+
+        return configure([AirtableSink.from_env()], strict=strict, schema=schema)
+    return configure(None, strict=strict, schema=schema)
 
 
 def restore(config: Config | None) -> None:

@@ -41,6 +41,18 @@ def test_cli_rejects_a_malformed_base_argument() -> None:
     assert main(["--port", "0", "--base", "no-equals-sign"]) == 2
 
 
+def test_add_parser_registers_the_emulator_subcommand() -> None:
+    import argparse
+
+    from jobtrace.testing.emulator import cli
+
+    parser = argparse.ArgumentParser(prog="jobtrace")
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["emulator", "--port", "0", "--base", "appX=s.json", "--no-rate-limit"])
+    assert (args.command, args.port, args.base, args.no_rate_limit) == ("emulator", 0, ["appX=s.json"], True)
+    assert cli.run(parser.parse_args(["emulator", "--base", "appX=/no/such/file.json"])) == 1
+
+
 def test_importing_jobtrace_testing_does_not_import_the_emulator() -> None:
     code = "import sys, jobtrace.testing; print('jobtrace.testing.emulator' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -85,8 +85,8 @@ def test_view_by_name_or_id_and_unknown_view(jobs: pyairtable.Table, emu: Airtab
     assert len(jobs.all(view="Grid view")) == 1 and len(jobs.all(view=view_id)) == 1
     with pytest.raises(requests.HTTPError) as info:
         jobs.all(view="No such view")
-    assert info.value.response.status_code == 404
-    assert error_of(info.value)["type"] == "VIEW_NAME_NOT_FOUND"
+    assert info.value.response.status_code == 422
+    assert error_of(info.value) == {"type": "VIEW_NAME_NOT_FOUND", "message": "View No such view not found"}
 
 
 def test_cell_format_string(things: pyairtable.Table, emu: AirtableEmulator) -> None:
@@ -142,3 +142,14 @@ def test_long_formula_switches_to_post_and_long_get_is_refused(
 def test_record_metadata_comment_count(jobs: pyairtable.Table) -> None:
     jobs.create({"Run ID": "c"})
     assert jobs.all(count_comments=True)[0]["commentCount"] == 0
+
+
+def test_long_formula_pages_through_post_with_offset_in_body(
+    jobs: pyairtable.Table, many: list[str], emu: AirtableEmulator
+) -> None:
+    padding = [Field("Run ID").eq(f"no-such-run-{i:05d}") for i in range(700)]
+    formula = OR(*padding, Field("Posts Processed").eq(3))
+    expected = [rid for i, rid in enumerate(many) if i % 7 == 3]
+    emu.clear_requests()
+    assert [r["id"] for r in jobs.all(formula=formula, page_size=30)] == expected
+    assert {r.method for r in emu.requests} == {"POST"} and len(emu.requests) == 3

@@ -64,7 +64,7 @@ def _raw(emu: AirtableEmulator, body: dict[str, object]) -> requests.Response:
 
 
 @pytest.mark.parametrize(
-    "merge_on", [[], ["Run ID", "Job Type", "Progress", "Status"], ["Duration"], ["Nope"], "Run ID"]
+    "merge_on", [[], ["Run ID", "Job Type", "Progress", "Status"], ["Duration"], ["Created"], ["Nope"], "Run ID"]
 )
 def test_fields_to_merge_on_must_be_1_to_3_known_non_computed(emu: AirtableEmulator, merge_on: object) -> None:
     body = {"records": [{"fields": {"Run ID": "x"}}], "performUpsert": {"fieldsToMergeOn": merge_on}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -15,6 +16,9 @@ from .server import EmulatorHTTPServer, RequestLogEntry
 from .store import Base
 
 SchemaSource = Mapping[str, Any] | str | os.PathLike[str]
+
+#: The request log keeps at most this many entries (the oldest are dropped).
+MAX_LOG_ENTRIES = 100_000
 
 
 class AirtableEmulator:
@@ -63,7 +67,8 @@ class AirtableEmulator:
         self._bases_lock = threading.Lock()
         self._faults = FaultPlan()
         self._log_lock = threading.Lock()
-        self._log_entries: list[RequestLogEntry] = []
+        # Bounded so a long-running CLI session cannot grow without limit.
+        self._log_entries: deque[RequestLogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
         self._down = False
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -187,7 +192,7 @@ class AirtableEmulator:
 
     @property
     def requests(self) -> list[RequestLogEntry]:
-        """A snapshot of every request received so far, in arrival order of completion."""
+        """A snapshot of every request received so far, in the order they were answered."""
         with self._log_lock:
             return list(self._log_entries)
 

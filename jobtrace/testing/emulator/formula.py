@@ -54,6 +54,7 @@ _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _OPERATORS = ("!=", "<>", "<=", ">=", "=", "<", ">", "&", "+", "-", "*", "/")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+_NUMERIC_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def tokenize(text: str) -> list[Token]:
@@ -340,10 +341,10 @@ def to_number(value: Value) -> int | float:
         s = value.strip()
         if s == "":
             return 0
-        try:
-            f = float(s)
-        except ValueError:
-            raise FormulaEvalError(f"cannot use {value!r} as a number") from None
+        # Only plain decimal text counts; Python's float() would also take "nan" and "inf".
+        if not _NUMERIC_TEXT.fullmatch(s):
+            raise FormulaEvalError(f"cannot use {value!r} as a number")
+        f = float(s)
         return int(f) if f.is_integer() and "." not in s and "e" not in s.lower() else f
     if isinstance(value, list):
         if len(value) == 1:

@@ -27,6 +27,9 @@ from .schema import COMPUTED_TYPES, find_table, load_schema, new_id, select_colo
 _TEXT_TYPES = frozenset({"singleLineText", "multilineText", "email", "url", "phoneNumber",
                          "richText"})  # fmt: skip
 _NUMBER_TYPES = frozenset({"number", "currency", "percent", "rating", "duration"})
+#: Field types Airtable documents as usable in performUpsert.fieldsToMergeOn.
+_MERGEABLE_TYPES = _TEXT_TYPES | {"number", "currency", "percent", "singleSelect",
+                                  "multipleSelects", "date", "dateTime"}  # fmt: skip
 MAX_RECORDS_PER_REQUEST = 10
 MAX_PAGE_SIZE = 100
 _MAX_ITERATORS = 2000
@@ -163,7 +166,7 @@ class Base:
         if opts.view is not None and not any(
             opts.view in (v["id"], v["name"]) for v in table.schema["views"]
         ):
-            raise ApiError(404, "VIEW_NAME_NOT_FOUND", f'Could not find view "{opts.view}"')
+            raise ApiError(422, "VIEW_NAME_NOT_FOUND", f"View {opts.view} not found")
         for name in opts.fields or []:
             if table.field(name) is None:
                 raise ApiError.unknown_field(name)
@@ -390,9 +393,10 @@ class Base:
                 f = table.field(name) if isinstance(name, str) else None
                 if f is None:
                     raise ApiError.unknown_field(str(name))
-                if f["type"] in COMPUTED_TYPES:
+                if f["type"] not in _MERGEABLE_TYPES:
                     raise ApiError.invalid_request(
-                        f'Field "{f["name"]}" cannot be used in fieldsToMergeOn because it is '
+                        f'Field "{f["name"]}" of type {f["type"]} cannot be used in '
+                        "fieldsToMergeOn: use a text, number, select or date field that is not "
                         "computed"
                     )
                 merge_ids.append(f["id"])

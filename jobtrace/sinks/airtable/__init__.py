@@ -1,0 +1,305 @@
+"""AirtableSink: one Airtable record per run, written in the background, never lost.
+
+::
+
+    import jobtrace
+    from jobtrace.sinks import AirtableSink
+
+    jobtrace.configure(sinks=[AirtableSink.from_env()])   # AIRTABLE_API_KEY, AIRTABLE_BASE_ID
+
+Every record is created and updated with an upsert on its key fields (``Run
+ID``; ``Run ID`` + ``Client ID`` for client runs), from a background writer
+that coalesces, batches, stays under Airtable's rate limit, retries, and
+journals what it could not deliver yet (see :mod:`.writer`, :mod:`.journal`).
+Needs the ``airtable`` extra: ``pip install 'jobtrace[airtable]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+try:
+    import requests
+    from pyairtable import Api, formulas
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("AirtableSink needs pyairtable: pip install 'jobtrace[airtable]'") from exc
+
+from ...changes import CLIENT, JOB, Change
+from ...errors import ConfigurationError, SinkError
+from ...schema import Schema, TableSchema
+from ..base import Sink
+from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
+from .journal import Journal, default_journal_path, record_key
+from .replay import ReplayResult, replay
+from .throttle import Throttle, throttle_for
+from .writer import Writer
+
+__all__ = [
+    "TRACKER_STATUSES",
+    "AirtableSink",
+    "Problem",
+    "ReplayResult",
+    "base_metadata",
+    "check_base",
+    "default_journal_path",
+    "make_api",
+    "replay",
+]
+
+logger = logging.getLogger("jobtrace")
+
+DEFAULT_ENDPOINT = "https://api.airtable.com"
+#: (connect, read) timeouts of every request, in seconds.
+DEFAULT_TIMEOUT = (5.0, 30.0)
+
+
+def make_api(api_key: str, endpoint_url: str | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Api:
+    """A ``pyairtable.Api`` without pyairtable's own retries: jobtrace retries itself.
+
+    (pyairtable's default retry gives up on a 429 after about 3 seconds, while
+    Airtable refuses the base for 30.)
+    """
+    if not api_key or not isinstance(api_key, str):
+        raise ConfigurationError("the Airtable API key is empty: set AIRTABLE_API_KEY (a personal access token)")
+    # pyairtable annotates timeout as tuple[int, int]; requests takes floats.
+    return Api(
+        api_key,
+        timeout=timeout,  # type: ignore[arg-type]
+        retry_strategy=False,
+        endpoint_url=endpoint_url or DEFAULT_ENDPOINT,
+    )
+
+
+class AirtableSink(Sink):
+    """Writes job and client run records to an Airtable base.
+
+    Args:
+        api_key: an Airtable personal access token (scopes ``data.records:read``,
+            ``data.records:write``, and ``schema.bases:read`` for the schema check).
+            Used for requests only: never logged, shown or stored.
+        base_id: the base (``app...``).
+        schema: the field mapping; by default the one jobtrace is configured with.
+        endpoint_url: another API endpoint (e.g. the local emulator).
+        journal_path: the SQLite journal of undelivered changes; default
+            ``$JOBTRACE_JOURNAL`` or ``$XDG_STATE_HOME/jobtrace/journal.sqlite3``.
+        check_schema: check the base's schema at ``start()`` (metadata API).
+        requests_per_second: this process's request budget for the base (Airtable allows 5).
+        rate_limit_penalty: how long to leave the base alone after a 429 (Airtable: 30 s).
+        backoff_initial, backoff_max: retry delays after 5xx and network errors (doubling, capped).
+        timeout: ``(connect, read)`` seconds per request.
+        deliver_leftovers: on ``start()``, also deliver what earlier processes left in the journal.
+
+    ``write()`` only queues; see :mod:`jobtrace.sinks.airtable.writer` for what
+    the background writer does and guarantees.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_id: str,
+        schema: Schema | None = None,
+        endpoint_url: str | None = None,
+        journal_path: str | os.PathLike[str] | None = None,
+        *,
+        check_schema: bool = True,
+        requests_per_second: float = 5.0,
+        rate_limit_penalty: float = 30.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deliver_leftovers: bool = True,
+    ) -> None:
+        if not base_id or not isinstance(base_id, str) or not base_id.startswith("app"):
+            raise ConfigurationError(f"not an Airtable base ID: {base_id!r} (expected 'app' + 14 characters)")
+        self._base_id = base_id
+        self._endpoint = (endpoint_url or DEFAULT_ENDPOINT).rstrip("/")
+        # Two clients: requests.Session is not meant to be shared between the
+        # writer thread and callers of read()/start().
+        self._api = make_api(api_key, self._endpoint, timeout)
+        self._read_api = make_api(api_key, self._endpoint, timeout)
+        self._schema_override = schema
+        self._schema: Schema | None = None
+        self._journal_path = journal_path
+        self._check = check_schema
+        self._throttle: Throttle = throttle_for(self._endpoint, base_id, requests_per_second)
+        self._penalty = rate_limit_penalty
+        self._backoff = (backoff_initial, backoff_max)
+        self._deliver_leftovers = deliver_leftovers
+        self._key_fields: dict[str, tuple[str, ...]] = {}
+        self._tables: dict[str, TableSchema] = {}
+        self._journal: Journal | None = None
+        self._writer: Writer | None = None
+        self._problems: list[Problem] = []
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> AirtableSink:
+        """Build from ``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID``, optional ``AIRTABLE_ENDPOINT_URL`` and
+        ``JOBTRACE_JOURNAL``; keyword arguments override (e.g. ``check_schema=False``)."""
+        env = os.environ if env is None else env
+        api_key = env.get("AIRTABLE_API_KEY", "")
+        base_id = env.get("AIRTABLE_BASE_ID", "")
+        missing = [name for name, value in (("AIRTABLE_API_KEY", api_key), ("AIRTABLE_BASE_ID", base_id)) if not value]
+        if missing:
+            raise ConfigurationError(f"set {' and '.join(missing)} to use the Airtable sink")
+        kwargs.setdefault("endpoint_url", env.get("AIRTABLE_ENDPOINT_URL") or None)
+        kwargs.setdefault("journal_path", env.get("JOBTRACE_JOURNAL") or None)
+        return cls(api_key, base_id, **kwargs)
+
+    # -- the sink verbs ----------------------------------------------------------------
+
+    def start(self, schema: Schema) -> None:
+        """Check the base against the mapping (``ConfigurationError`` if it cannot work), start the writer."""
+        schema = self._schema_override or schema
+        if self._check:
+            self._throttle.acquire(timeout=self._penalty + 5.0)
+            problems = check_base(self._read_api, self._base_id, schema)
+            self._problems = problems
+            for problem in problems:
+                if problem.severity == "warning":
+                    logger.warning("jobtrace: Airtable base %s: %s", self._base_id, problem)
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                raise ConfigurationError(
+                    f"Airtable base {self._base_id} does not fit jobtrace's field mapping:\n"
+                    + "\n".join(f"  - {p}" for p in errors)
+                )
+        self._schema = schema
+        self._tables = {JOB: schema.job, CLIENT: schema.client}
+        client_key = (schema.client.names.run_id, schema.client.names.client_id or schema.client.names.run_id)
+        self._key_fields = {
+            JOB: (schema.job.names.run_id,),
+            CLIENT: tuple(dict.fromkeys(client_key)),
+        }
+        if self._writer is None:
+            self._journal = Journal(self._journal_path)
+            self._writer = Writer(
+                self._api,
+                self._base_id,
+                self._journal,
+                self._throttle,
+                rate_limit_penalty=self._penalty,
+                backoff_initial=self._backoff[0],
+                backoff_max=self._backoff[1],
+                claim_leftovers=self._deliver_leftovers,
+            )
+            self._writer.start()
+
+    def write(self, change: Change) -> None:
+        """Queue the change for the background writer: O(1), thread-safe, no I/O."""
+        writer = self._writer
+        if writer is None:
+            raise SinkError("AirtableSink.write() before start(): configure it with jobtrace.configure(sinks=[...])")
+        writer.submit(change.key, change.table, self._key_fields[change.kind], change.fields)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every change written so far is in Airtable (True), or ``timeout`` seconds."""
+        writer = self._writer
+        return True if writer is None else writer.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush within ``timeout``; what is still undelivered stays in the journal for the next start or replay."""
+        writer = self._writer
+        if writer is None:
+            return
+        writer.close(timeout)
+
+    def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
+        """The record as Airtable has it, with every change not yet delivered merged on top.
+
+        One request, filtered with a formula built by ``pyairtable.formulas``;
+        also merges what earlier processes left undelivered in the journal.
+        Raises ``SinkError`` when Airtable cannot be read.
+        """
+        table = self._tables.get(kind)
+        if table is None:
+            raise SinkError("AirtableSink.read() before start()")
+        names = table.names
+        if kind == CLIENT:
+            if client_id is None:
+                raise ValueError("a client record needs its client_id")
+            match: dict[str, Any] = {names.run_id: f"{run_id}-{client_id}"}
+            if names.client_id is not None:
+                match[names.client_id] = client_id
+        else:
+            match = {names.run_id: run_id}
+        key = record_key(self._key_fields[kind], match)
+        found: dict[str, Any] | None = self._fetch(table.name, formulas.match(match), run_id)
+        merged: dict[str, Any] = dict(found or {})
+        if self._journal is not None:
+            for row in self._journal.rows(self._base_id, table.name, key):
+                merged.update(row.fields)
+        if self._writer is not None:
+            merged.update(self._writer.pending_fields(table.name, key))
+        if found is None and not merged:
+            return None
+        return {k: v for k, v in merged.items() if v is not None}
+
+    def _fetch(self, table_name: str, formula: formulas.Formula, run_id: str) -> dict[str, Any] | None:
+        last: Exception | None = None
+        for attempt in range(3):
+            if not self._throttle.acquire(timeout=self._penalty + 5.0):
+                break
+            try:
+                record = self._read_api.table(self._base_id, table_name).first(formula=formula)
+            except requests.HTTPError as exc:
+                last = exc
+                status = exc.response.status_code if exc.response is not None else 0
+                if status == 429:
+                    self._throttle.penalize(self._penalty)
+                elif status < 500:
+                    break
+            except requests.RequestException as exc:
+                last = exc
+            else:
+                return dict(record["fields"]) if record is not None else None
+            time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
+        raise SinkError(f"could not read run {run_id} from Airtable base {self._base_id}: {last}")
+
+    # -- introspection -------------------------------------------------------------------
+
+    @property
+    def base_id(self) -> str:
+        return self._base_id
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._endpoint
+
+    @property
+    def journal_path(self) -> str | None:
+        """Where undelivered changes are kept (None before ``start()``)."""
+        return self._journal.path if self._journal is not None else None
+
+    @property
+    def problems(self) -> list[Problem]:
+        """What the schema check found at ``start()`` (warnings included)."""
+        return list(self._problems)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Counts worth watching: requests, deliveries, 429s, retries, undeliverable records, backlog."""
+        writer = self._writer
+        if writer is None:
+            return {"started": False}
+        stats = writer.stats
+        return {
+            "started": True,
+            "writer_alive": writer.alive,
+            "requests": stats.requests,
+            "records_delivered": stats.records_delivered,
+            "changes_submitted": stats.changes_submitted,
+            "rate_limited": stats.rate_limited,
+            "retries": stats.retries,
+            "batches_split": stats.batches_split,
+            "undeliverable": stats.undeliverable,
+            "leftovers_claimed": stats.leftovers_claimed,
+            "backlog": writer.backlog(),
+            "journal": writer.journal.path,
+            "last_error": stats.last_error,
+        }
+
+    def __repr__(self) -> str:
+        return f"<AirtableSink base={self._base_id} endpoint={self._endpoint}>"

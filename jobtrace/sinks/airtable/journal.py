@@ -1,0 +1,390 @@
+"""The local journal: changes not yet delivered to Airtable, in SQLite.
+
+The writer thread saves every pending record (its fields merged, one row per
+record) here before sending it, and deletes the row once Airtable has it. A
+process that dies, or that cannot reach Airtable before it exits, leaves its
+rows behind; the next :class:`~jobtrace.sinks.AirtableSink` started for the
+same base, or :func:`~jobtrace.sinks.airtable.replay`, claims and delivers
+them. Delivery is an upsert on the record's key fields, so delivering a row
+twice leaves one record.
+
+Rows belong to an *owner* (one running sink). A row is claimable only when its
+owner is gone: it released its rows on close, its process is dead (same
+host), or it stopped sending heartbeats. A live process's rows are never taken
+from it, so two jobs sharing a journal cannot replay each other's stale values
+over newer ones.
+
+A row holds the base ID, the table, the key field names and the fields (key
+values included); never the API key. Records Airtable refused (a value it
+rejects) move to the ``undeliverable`` table instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Journal", "JournalRow", "default_journal_path"]
+
+logger = logging.getLogger("jobtrace")
+
+#: Seconds without a heartbeat after which another process may take a sink's rows.
+STALE_AFTER = 120.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+    base_id TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    key_fields TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (base_id, table_name, record_key, owner)
+);
+CREATE TABLE IF NOT EXISTS undeliverable (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    base_id TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    key_fields TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    error TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS owners (
+    owner TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    heartbeat REAL NOT NULL
+);
+"""
+
+
+def default_journal_path() -> Path:
+    """``$JOBTRACE_JOURNAL``, else ``$XDG_STATE_HOME/jobtrace/journal.sqlite3`` (``~/.local/state`` by default)."""
+    explicit = os.environ.get("JOBTRACE_JOURNAL")
+    if explicit:
+        return Path(explicit).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "jobtrace" / "journal.sqlite3"
+
+
+def record_key(key_fields: Sequence[str], fields: dict[str, Any]) -> str:
+    """The identity of a record within its table: the JSON list of its key values."""
+    return json.dumps([fields.get(name) for name in key_fields], ensure_ascii=False)
+
+
+@dataclass
+class JournalRow:
+    """One record's undelivered fields."""
+
+    table: str
+    record_key: str
+    key_fields: tuple[str, ...]
+    fields: dict[str, Any]
+
+
+class Journal:
+    """A SQLite file shared by every sink (and process) of a user; thread-safe.
+
+    Every method runs one short transaction under a lock, so the writer thread
+    and a closing caller thread can both use it. SQLite's own locking (WAL,
+    busy timeout) arbitrates between processes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        target = Path(path) if path is not None else default_journal_path()
+        self._lock = threading.Lock()
+        self.path: str = str(target)
+        try:
+            self._conn = self._open(target)
+        except (OSError, sqlite3.Error) as exc:
+            # The sink must keep working when the state directory is read-only:
+            # keep the journal in memory (lost at exit) and say so.
+            logger.warning(
+                "jobtrace: cannot open the journal at %s (%s); undelivered changes will not survive this process",
+                target,
+                exc,
+            )
+            self.path = ":memory:"
+            self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            self._conn.executescript(_SCHEMA)
+
+    @staticmethod
+    def _open(target: Path) -> sqlite3.Connection:
+        if str(target) != ":memory:":
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not target.exists():
+                # The rows are the user's business data: private to the user.
+                fd = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        conn = sqlite3.connect(str(target), timeout=10.0, check_same_thread=False, isolation_level=None)
+        if str(target) != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process (not a power cut) without an fsync per commit.
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- owners ------------------------------------------------------------------
+
+    def register(self, owner: str) -> None:
+        """Announce a live owner (one running sink) with this process's host and PID."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO owners (owner, host, pid, heartbeat) VALUES (?, ?, ?, ?)",
+                (owner, socket.gethostname(), os.getpid(), time.time()),
+            )
+
+    def heartbeat(self, owner: str) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE owners SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+
+    def release(self, owner: str) -> None:
+        """The owner is done: whatever rows it left are claimable from now on."""
+        with self._lock:
+            self._conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+
+    # -- pending rows --------------------------------------------------------------
+
+    def save(self, base_id: str, owner: str, rows: Iterable[tuple[JournalRow, int]]) -> None:
+        """Store (replace) the owner's rows with their versions, in one transaction."""
+        now = time.time()
+        params = [
+            (
+                base_id,
+                row.table,
+                row.record_key,
+                owner,
+                json.dumps(list(row.key_fields), ensure_ascii=False),
+                json.dumps(row.fields, ensure_ascii=False),
+                version,
+                now,
+            )
+            for row, version in rows
+        ]
+        if not params:
+            return
+        with self._lock, self._transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO pending "
+                "(base_id, table_name, record_key, owner, key_fields, fields, version, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+
+    def delete(self, base_id: str, owner: str, delivered: Iterable[tuple[str, str, int]]) -> None:
+        """Remove delivered rows ``(table, record_key, version)``; a row saved again since stays."""
+        params = [(base_id, table, key, owner, version) for table, key, version in delivered]
+        if not params:
+            return
+        with self._lock, self._transaction():
+            self._conn.executemany(
+                "DELETE FROM pending WHERE base_id = ? AND table_name = ? AND record_key = ? AND owner = ? "
+                "AND version = ?",
+                params,
+            )
+
+    def claim(self, base_id: str, owner: str, stale_after: float = STALE_AFTER) -> list[JournalRow]:
+        """Take over the rows of ``base_id`` left by owners that are gone, merged into ``owner``'s rows.
+
+        Returns the owner's rows that changed (merged), ready to be delivered.
+        Leftovers are merged under the owner's own newer fields.
+        """
+        with self._lock, self._transaction():
+            owners = {
+                row[0]: (row[1], row[2], row[3])
+                for row in self._conn.execute("SELECT owner, host, pid, heartbeat FROM owners")
+            }
+            candidates = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT DISTINCT owner FROM pending WHERE base_id = ? AND owner != ?", (base_id, owner)
+                )
+            ]
+            gone = [o for o in candidates if not _alive(owners.get(o), stale_after)]
+            merged: dict[tuple[str, str], JournalRow] = {}
+            versions: dict[tuple[str, str], int] = {}
+            for other in gone:
+                for table, key, key_fields, fields, _version in self._conn.execute(
+                    "SELECT table_name, record_key, key_fields, fields, version FROM pending "
+                    "WHERE base_id = ? AND owner = ? ORDER BY updated_at",
+                    (base_id, other),
+                ).fetchall():
+                    found = merged.get((table, key))
+                    if found is None:
+                        merged[(table, key)] = JournalRow(table, key, tuple(json.loads(key_fields)), json.loads(fields))
+                    else:
+                        found.fields.update(json.loads(fields))
+                self._conn.execute("DELETE FROM pending WHERE base_id = ? AND owner = ?", (base_id, other))
+            for (table, key), row in merged.items():
+                mine = self._conn.execute(
+                    "SELECT fields, version FROM pending WHERE base_id = ? AND table_name = ? AND record_key = ? "
+                    "AND owner = ?",
+                    (base_id, table, key, owner),
+                ).fetchone()
+                if mine is not None:
+                    row.fields.update(json.loads(mine[0]))
+                    versions[(table, key)] = mine[1]
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO pending "
+                    "(base_id, table_name, record_key, owner, key_fields, fields, version, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        base_id,
+                        table,
+                        key,
+                        owner,
+                        json.dumps(list(row.key_fields), ensure_ascii=False),
+                        json.dumps(row.fields, ensure_ascii=False),
+                        versions.get((table, key), 0),
+                        time.time(),
+                    ),
+                )
+            return list(merged.values())
+
+    def rows(self, base_id: str, table: str | None = None, key: str | None = None) -> list[JournalRow]:
+        """Every pending row of a base (optionally one table/record), oldest first, whoever owns it."""
+        sql = "SELECT table_name, record_key, key_fields, fields FROM pending WHERE base_id = ?"
+        params: list[Any] = [base_id]
+        if table is not None:
+            sql += " AND table_name = ?"
+            params.append(table)
+        if key is not None:
+            sql += " AND record_key = ?"
+            params.append(key)
+        with self._lock:
+            found = self._conn.execute(sql + " ORDER BY updated_at", params).fetchall()
+        return [JournalRow(t, k, tuple(json.loads(kf)), json.loads(f)) for t, k, kf, f in found]
+
+    # -- undeliverable -------------------------------------------------------------
+
+    def set_aside(
+        self, base_id: str, owner: str, row: JournalRow, error: str, version: int | None, whole_record: bool
+    ) -> None:
+        """Keep fields Airtable refused in ``undeliverable``; with ``whole_record`` drop the pending row."""
+        with self._lock, self._transaction():
+            self._conn.execute(
+                "INSERT INTO undeliverable (base_id, table_name, record_key, key_fields, fields, error, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    base_id,
+                    row.table,
+                    row.record_key,
+                    json.dumps(list(row.key_fields), ensure_ascii=False),
+                    json.dumps(row.fields, ensure_ascii=False),
+                    error,
+                    time.time(),
+                ),
+            )
+            if whole_record and version is not None:
+                self._conn.execute(
+                    "DELETE FROM pending WHERE base_id = ? AND table_name = ? AND record_key = ? AND owner = ? "
+                    "AND version = ?",
+                    (base_id, row.table, row.record_key, owner, version),
+                )
+
+    def undeliverable(self, base_id: str) -> list[tuple[JournalRow, str]]:
+        """The records (or fields) Airtable refused, with the reason, oldest first."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT table_name, record_key, key_fields, fields, error FROM undeliverable WHERE base_id = ? "
+                "ORDER BY id",
+                (base_id,),
+            ).fetchall()
+        return [(JournalRow(t, k, tuple(json.loads(kf)), json.loads(f)), e) for t, k, kf, f, e in found]
+
+    def requeue_undeliverable(self, base_id: str) -> int:
+        """Move every undeliverable row of ``base_id`` back to pending (after the base was fixed).
+
+        The rows get an owner that is not running, so the next sink start or
+        replay for the base claims them. Returns how many records were put back.
+        """
+        owner = f"requeued-{uuid.uuid4().hex}"
+        with self._lock, self._transaction():
+            found = self._conn.execute(
+                "SELECT table_name, record_key, key_fields, fields FROM undeliverable WHERE base_id = ? ORDER BY id",
+                (base_id,),
+            ).fetchall()
+            merged: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+            for table, key, key_fields, fields in found:
+                previous = merged.get((table, key))
+                values = previous[1] if previous else {}
+                values.update(json.loads(fields))
+                merged[(table, key)] = (key_fields, values)
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO pending "
+                "(base_id, table_name, record_key, owner, key_fields, fields, version, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                [
+                    (base_id, table, key, owner, key_fields, json.dumps(values, ensure_ascii=False), 0.0)
+                    for (table, key), (key_fields, values) in merged.items()
+                ],
+            )
+            self._conn.execute("DELETE FROM undeliverable WHERE base_id = ?", (base_id,))
+            return len(merged)
+
+    def counts(self, base_id: str) -> tuple[int, int]:
+        """``(pending rows, undeliverable rows)`` for a base."""
+        with self._lock:
+            pending = self._conn.execute("SELECT COUNT(*) FROM pending WHERE base_id = ?", (base_id,)).fetchone()
+            refused = self._conn.execute("SELECT COUNT(*) FROM undeliverable WHERE base_id = ?", (base_id,)).fetchone()
+        return int(pending[0]), int(refused[0])
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.path}>"
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error) on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")
+
+
+def _alive(owner: tuple[str, int, float] | None, stale_after: float) -> bool:
+    """Whether a journal owner may still be sending (so its rows are not ours to take)."""
+    if owner is None:
+        return False  # released
+    host, pid, heartbeat = owner
+    if time.time() - heartbeat > stale_after:
+        return False
+    if host != socket.gethostname() or sys.platform == "win32":
+        # Cannot check another machine's (or, safely, Windows') processes: trust the heartbeat.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True

@@ -1,0 +1,522 @@
+"""The background writer: coalesce, journal, batch, throttle, upsert, retry.
+
+``submit()`` (the sink's ``write``) only merges the change's fields into an
+in-memory dict under a lock. A daemon thread does the rest, in a loop:
+
+1. *drain*: move pending records into the outbox (merging fields, later over
+   earlier) and save them in the journal before anything is sent;
+2. pick up to 10 records of one table (oldest first) and, when the base's
+   :class:`~.throttle.Throttle` allows, send them as one
+   ``Table.batch_upsert`` (``performUpsert`` on the key fields);
+3. on success, drop them from the outbox and the journal (unless they changed
+   meanwhile); on failure, keep them and decide:
+
+   - 429: the base is refused for the penalty (Airtable: 30 s), then retried;
+   - 5xx, timeouts, dropped connections: retried after an exponential,
+     capped backoff (an upsert is safe to repeat);
+   - 400/413/422: the batch is split in halves until the record Airtable
+     refuses is alone; then the refused field (or, if it cannot be told, the
+     record) is set aside in the journal as undeliverable, logged with its
+     run ID and counted; the other records go through;
+   - 401/403/404: logged and retried with the longest backoff; the records
+     stay journaled for a later start or ``jobtrace replay``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from pyairtable import Api
+
+from ...errors import SinkError
+from .journal import Journal, JournalRow, record_key
+from .throttle import Throttle
+
+__all__ = ["MAX_RECORDS_PER_REQUEST", "Writer"]
+
+logger = logging.getLogger("jobtrace")
+
+T = TypeVar("T")
+
+#: Airtable's limit for one write request.
+MAX_RECORDS_PER_REQUEST = 10
+#: How often, at most, the writer moves new changes to the journal while it waits to send.
+DRAIN_INTERVAL = 0.1
+#: How often a running writer tells other processes it is alive (see journal.STALE_AFTER).
+HEARTBEAT_INTERVAL = 30.0
+
+_FIELD_PATTERNS = (
+    re.compile(r'Unknown field name: "(?P<field>.+)"'),
+    re.compile(r'Field "(?P<field>.+?)" cannot accept'),
+    re.compile(r'field "(?P<field>.+?)"', re.IGNORECASE),
+)
+_OPTION_PATTERN = re.compile(r'select option "+(?P<value>.*?)"+\s*$')
+
+
+@dataclass
+class _Pending:
+    table: str
+    key_fields: tuple[str, ...]
+    fields: dict[str, Any]
+
+
+@dataclass
+class _Entry:
+    row: JournalRow
+    version: int
+
+    @property
+    def label(self) -> str:
+        """What a log line names the record by: its key values (the run ID first)."""
+        return " / ".join(str(self.row.fields.get(k)) for k in self.row.key_fields)
+
+
+@dataclass
+class WriterStats:
+    """Counts since the writer started (read without a lock: good enough for diagnostics)."""
+
+    requests: int = 0
+    records_delivered: int = 0
+    changes_submitted: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    batches_split: int = 0
+    undeliverable: int = 0
+    leftovers_claimed: int = 0
+    last_error: str | None = None
+
+
+class Writer:
+    """Delivers one base's record changes from a daemon thread; see the module docstring."""
+
+    def __init__(
+        self,
+        api: Api,
+        base_id: str,
+        journal: Journal,
+        throttle: Throttle,
+        *,
+        rate_limit_penalty: float = 30.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        claim_leftovers: bool = True,
+    ) -> None:
+        self._api = api
+        self.base_id = base_id
+        self.journal = journal
+        self._throttle = throttle
+        self._penalty = rate_limit_penalty
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._claim = claim_leftovers
+        self.owner = f"{uuid.uuid4().hex}"
+        self.stats = WriterStats()
+        # _state guards the outbox and the journal rows this writer owns; it is
+        # taken before _lock when both are needed, and never held over HTTP.
+        self._state = threading.Lock()
+        self._lock = threading.Lock()
+        self._pending: dict[Hashable, _Pending] = {}
+        self._outbox: dict[tuple[str, str], _Entry] = {}
+        self._forced: deque[list[tuple[str, str]]] = deque()
+        self._versions = itertools.count(1)
+        self._work = threading.Event()
+        self._ready = threading.Event()  # set once leftovers are claimed
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._alive = False
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_logged: dict[str, float] = {}
+
+    # -- the caller's side -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread (which first claims leftovers of this base from the journal)."""
+        if self._thread is not None:
+            return
+        self._alive = True
+        self._thread = threading.Thread(target=self._run, name=f"jobtrace-airtable-{self.base_id}", daemon=True)
+        self._thread.start()
+
+    def submit(self, key: Hashable, table: str, key_fields: tuple[str, ...], fields: Mapping[str, Any]) -> None:
+        """Queue a change of one record: O(1), never blocks on I/O."""
+        with self._lock:
+            if self._closed:
+                raise SinkError("this AirtableSink is closed; configure a new one")
+            pending = self._pending.get(key)
+            if pending is None:
+                self._pending[key] = _Pending(table, key_fields, dict(fields))
+                wake = len(self._pending) == 1
+            else:
+                pending.fields.update(fields)
+                wake = False
+            self.stats.changes_submitted += 1
+        if wake:
+            self._work.set()
+
+    def pending_fields(self, table: str, key: str) -> dict[str, Any]:
+        """Fields of one record not yet delivered (outbox, then newer in-memory changes)."""
+        found: dict[str, Any] = {}
+        with self._state:
+            entry = self._outbox.get((table, key))
+            if entry is not None:
+                found.update(entry.row.fields)
+            with self._lock:
+                for pending in self._pending.values():
+                    if pending.table == table and record_key(pending.key_fields, pending.fields) == key:
+                        found.update(pending.fields)
+        return found
+
+    def idle(self) -> bool:
+        """True when nothing is waiting to be delivered."""
+        with self._state, self._lock:
+            return not self._pending and not self._outbox
+
+    def backlog(self) -> int:
+        """Records waiting to be delivered."""
+        with self._state, self._lock:
+            return len(self._outbox) + len(self._pending)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted so far is delivered (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._work.set()
+        while True:
+            if (self._ready.is_set() or self._thread is None) and self.idle():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._alive:
+                return False
+            with self._progress:
+                self._progress.wait(min(left, DRAIN_INTERVAL))
+
+    def close(self, timeout: float) -> bool:
+        """Flush within ``timeout``, stop the thread, journal what is left; True if all was delivered."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        delivered = self.flush(timeout)
+        with self._lock:
+            self._closed = True
+        self._stop.set()
+        self._work.set()
+        thread = self._thread
+        if thread is not None:
+            # The thread stops at its next loop turn; one request may still be in flight.
+            thread.join(max(0.5, deadline - time.monotonic()))
+        self._drain()
+        if thread is None or not thread.is_alive():
+            self._guard(self.journal.release, self.owner)
+        if not delivered:
+            left = self.backlog()
+            if left:
+                logger.warning(
+                    "jobtrace: %d record(s) for Airtable base %s not delivered yet; kept in the journal %s "
+                    "(delivered on the next start, or run `jobtrace replay`)",
+                    left,
+                    self.base_id,
+                    self.journal.path,
+                )
+        return delivered
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._guard(self.journal.register, self.owner)
+            if self._claim:
+                claimed = self._guard(self.journal.claim, self.base_id, self.owner) or []
+                self._adopt(claimed)
+            self._ready.set()
+            last_heartbeat = time.monotonic()
+            while True:
+                self._drain()
+                if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL:
+                    last_heartbeat = time.monotonic()
+                    self._guard(self.journal.heartbeat, self.owner)
+                if self._stop.is_set():
+                    break
+                with self._state:
+                    empty = not self._outbox
+                if empty:
+                    self._notify()
+                    self._work.clear()
+                    with self._lock:
+                        more = bool(self._pending)
+                    if not more:
+                        self._work.wait(HEARTBEAT_INTERVAL)
+                    continue
+                wait = self._retry_at - time.monotonic()
+                if wait <= 0:
+                    wait = self._throttle.reserve()
+                if wait > 0:
+                    self._stop.wait(min(wait, DRAIN_INTERVAL))
+                    continue
+                batch, forced = self._pick()
+                if batch:
+                    self._send(batch, forced)
+                self._notify()
+        except BaseException:
+            logger.exception("jobtrace: the Airtable writer for base %s stopped on an unexpected error", self.base_id)
+        finally:
+            self._alive = False
+            self._notify()
+
+    def _notify(self) -> None:
+        with self._progress:
+            self._progress.notify_all()
+
+    def _drain(self) -> None:
+        """Move pending changes to the outbox and save them in the journal (write-ahead)."""
+        with self._state:
+            with self._lock:
+                if not self._pending:
+                    return
+                pending, self._pending = self._pending, {}
+            saved: list[tuple[JournalRow, int]] = []
+            for item in pending.values():
+                key = (item.table, record_key(item.key_fields, item.fields))
+                entry = self._outbox.get(key)
+                if entry is None:
+                    row = JournalRow(item.table, key[1], item.key_fields, item.fields)
+                    entry = self._outbox[key] = _Entry(row, 0)
+                else:
+                    entry.row.fields.update(item.fields)
+                entry.version = next(self._versions)
+                saved.append((entry.row, entry.version))
+            self._guard(self.journal.save, self.base_id, self.owner, saved)
+
+    def _adopt(self, rows: list[JournalRow]) -> None:
+        """Take leftovers claimed from the journal into the outbox (under newer fields of ours)."""
+        if not rows:
+            return
+        with self._state:
+            saved = []
+            for row in rows:
+                key = (row.table, row.record_key)
+                entry = self._outbox.get(key)
+                if entry is None:
+                    entry = self._outbox[key] = _Entry(row, 0)
+                else:
+                    entry.row.fields = {**row.fields, **entry.row.fields}
+                entry.version = next(self._versions)
+                saved.append((entry.row, entry.version))
+            self._guard(self.journal.save, self.base_id, self.owner, saved)
+        self.stats.leftovers_claimed += len(rows)
+        logger.info(
+            "jobtrace: delivering %d record(s) left undelivered for Airtable base %s by an earlier run",
+            len(rows),
+            self.base_id,
+        )
+
+    def _pick(self) -> tuple[list[_Entry], bool]:
+        """The next batch: a split-off part of a refused batch first, else up to 10 oldest of one table."""
+        with self._state:
+            while self._forced:
+                keys = self._forced.popleft()
+                entries = [self._outbox[k] for k in keys if k in self._outbox]
+                if entries:
+                    return entries, True
+            if not self._outbox:
+                return [], False
+            values = iter(self._outbox.values())
+            first = next(values)
+            group = (first.row.table, first.row.key_fields)
+            batch = [first]
+            for entry in values:
+                if (entry.row.table, entry.row.key_fields) == group:
+                    batch.append(entry)
+                    if len(batch) == MAX_RECORDS_PER_REQUEST:
+                        break
+            return batch, False
+
+    def _send(self, batch: list[_Entry], forced: bool) -> None:
+        with self._state:
+            sent = [(entry, entry.version, dict(entry.row.fields)) for entry in batch]
+        table_name = batch[0].row.table
+        key_fields = list(batch[0].row.key_fields)
+        self.stats.requests += 1
+        try:
+            self._api.table(self.base_id, table_name).batch_upsert(
+                [{"fields": fields} for _, _, fields in sent], key_fields=key_fields, typecast=False
+            )
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            self._refused(sent, forced, status, _describe_http_error(exc))
+            return
+        except Exception as exc:  # connection refused/dropped, timeouts, a garbled response
+            self._retry_later(sent, forced, f"{type(exc).__name__}: {exc}")
+            return
+        self._failures = 0
+        with self._state:
+            done = []
+            for entry, version, _ in sent:
+                key = (entry.row.table, entry.row.record_key)
+                if self._outbox.get(key) is entry and entry.version == version:
+                    del self._outbox[key]
+                done.append((entry.row.table, entry.row.record_key, version))
+            self._guard(self.journal.delete, self.base_id, self.owner, done)
+        self.stats.records_delivered += len(sent)
+
+    # -- failures --------------------------------------------------------------------------
+
+    def _refused(self, sent: list[tuple[_Entry, int, dict[str, Any]]], forced: bool, status: int, error: str) -> None:
+        keys = [(e.row.table, e.row.record_key) for e, _, _ in sent]
+        if status == 429:
+            self.stats.rate_limited += 1
+            self._throttle.penalize(self._penalty)
+            if forced:
+                self._forced.appendleft(keys)
+            self._log(
+                "429",
+                logging.WARNING,
+                "jobtrace: Airtable rate limit hit for base %s; pausing %.0f s as Airtable requires",
+                self.base_id,
+                self._penalty,
+            )
+            return
+        if status in (400, 413, 422):
+            if len(sent) > 1:
+                # Isolate the record Airtable refuses; the others must still go through.
+                self.stats.batches_split += 1
+                half = len(keys) // 2
+                with self._state:
+                    self._forced.appendleft(keys[half:])
+                    self._forced.appendleft(keys[:half])
+                return
+            entry, _, fields = sent[0]
+            self._set_aside(entry, fields, f"HTTP {status}: {error}")
+            return
+        self._retry_later(sent, forced, f"HTTP {status}: {error}", auth=status in (401, 403, 404))
+
+    def _retry_later(
+        self, sent: list[tuple[_Entry, int, dict[str, Any]]], forced: bool, error: str, auth: bool = False
+    ) -> None:
+        self.stats.retries += 1
+        self.stats.last_error = error
+        self._failures += 1
+        if forced:
+            self._forced.appendleft([(e.row.table, e.row.record_key) for e, _, _ in sent])
+        if auth:
+            delay = self._backoff_max
+        else:
+            delay = min(self._backoff_max, self._backoff_initial * 2 ** min(self._failures - 1, 30))
+        delay *= random.uniform(0.8, 1.0)  # spread retries of several processes
+        self._retry_at = time.monotonic() + delay
+        self._log(
+            "retry-auth" if auth else "retry",
+            logging.ERROR if auth else logging.WARNING,
+            "jobtrace: writing to Airtable base %s failed (%s); %d record(s) kept, retrying in %.1f s",
+            self.base_id,
+            error,
+            self.backlog(),
+            delay,
+        )
+
+    def _set_aside(self, entry: _Entry, fields: dict[str, Any], error: str) -> None:
+        """Airtable refused this one record: keep what it refused as undeliverable, deliver the rest."""
+        self.stats.undeliverable += 1
+        self.stats.last_error = error
+        field = _refused_field(error, fields)
+        row = entry.row
+        with self._state:
+            if field is not None and field not in row.key_fields:
+                refused = {k: fields[k] for k in row.key_fields if k in fields}
+                refused[field] = fields[field]
+                self._guard(
+                    self.journal.set_aside,
+                    self.base_id,
+                    self.owner,
+                    JournalRow(row.table, row.record_key, row.key_fields, refused),
+                    error,
+                    None,
+                    False,
+                )
+                if field in row.fields and row.fields[field] == fields[field]:
+                    del row.fields[field]
+                entry.version = next(self._versions)
+                self._guard(self.journal.save, self.base_id, self.owner, [(row, entry.version)])
+                what = f"field {field!r}"
+            else:
+                key = (row.table, row.record_key)
+                if self._outbox.get(key) is entry:
+                    del self._outbox[key]
+                self._guard(self.journal.set_aside, self.base_id, self.owner, row, error, entry.version, True)
+                what = "the record"
+        logger.error(
+            "jobtrace: Airtable refused %s of record %s in table %r (base %s): %s; kept in the journal as "
+            "undeliverable (`jobtrace replay` can retry it once the base accepts it)",
+            what,
+            entry.label,
+            row.table,
+            self.base_id,
+            error,
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _log(self, kind: str, level: int, message: str, *args: Any) -> None:
+        # One line per kind of trouble per minute: an outage must not flood the logs.
+        now = time.monotonic()
+        if now - self._last_logged.get(kind, -1e9) >= 60.0:
+            self._last_logged[kind] = now
+            logger.log(level, message, *args)
+
+    def _guard(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """Run a journal operation; a broken journal is logged, never fatal to delivery."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self._log("journal", logging.ERROR, "jobtrace: journal %s failed: %s", self.journal.path, exc)
+            return None
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+
+def _describe_http_error(exc: requests.HTTPError) -> str:
+    """Airtable's error type and message (never a header, so never the token)."""
+    response = exc.response
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
+        if isinstance(error, str):
+            return error
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return f"{errors[0].get('error', '')}: {errors[0].get('message', '')}".strip(": ")
+        return json.dumps(body)[:300]
+    return response.reason if response is not None and response.reason else type(exc).__name__
+
+
+def _refused_field(error: str, fields: Mapping[str, Any]) -> str | None:
+    """The field an Airtable 422 names (or whose value it names), if it is one of ``fields``."""
+    for pattern in _FIELD_PATTERNS:
+        match = pattern.search(error)
+        if match and match.group("field") in fields:
+            return match.group("field")
+    match = _OPTION_PATTERN.search(error)
+    if match:
+        value = match.group("value")
+        candidates = [name for name, v in fields.items() if isinstance(v, str) and v == value]
+        if len(candidates) == 1:
+            return candidates[0]
+    return None
