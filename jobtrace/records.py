@@ -164,7 +164,7 @@ class _Run:
             delta: dict[str, Any] = {}
             for name, amount in resolved:
                 delta[name] = counters[name] = counters.get(name, 0) + amount
-            self._emit(UPDATE, delta)
+            self._emit(UPDATE, self._with_totals(delta))
 
     def update(self, **fields: Any) -> None:
         """Set fields, e.g. ``update(progress="50% complete", posts_processed=42)``.
@@ -202,7 +202,7 @@ class _Run:
                 self._notes = _append_note(self._notes, note)
                 delta[table.names.notes] = self._notes
             if delta:
-                self._emit(UPDATE, delta)
+                self._emit(UPDATE, self._with_totals(delta))
 
     @property
     def ended(self) -> bool:
@@ -215,6 +215,10 @@ class _Run:
             return {k: v for k, v in self._fields.items() if v is not None}
 
     # -- machinery -------------------------------------------------------------
+
+    def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:
+        """The values a record shows for counters just set or incremented (lock held)."""
+        return delta
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
         # Called with self._lock held, so one record's changes reach sinks in order.
@@ -387,6 +391,16 @@ class JobRun(_Run):
             value: float = counters.get(name, 0) + total
             fields[name] = int(value) if float(value).is_integer() else value
         return fields
+
+    def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:
+        # The job's own value of a rolled-up counter is shown plus its clients' sum,
+        # as _rollup_fields() does; else the field would drop back until the next roll-up.
+        for name, total in zip(self._rollup_names, self._sums):
+            value = delta.get(name)
+            if value is not None:
+                value += total
+                delta[name] = int(value) if float(value).is_integer() else value
+        return delta
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
         if self._dirty and event == UPDATE:
