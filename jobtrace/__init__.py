@@ -27,10 +27,12 @@ from .errors import (
     InvalidValueError,
     JobtraceError,
     NoActiveRunError,
+    RecordNotFoundError,
     SinkError,
     UnknownFieldError,
 )
 from .instrument import client_run, incr, note, tracked_job, update
+from .propagation import RunContext, ThreadPoolExecutor, bind, child_env, collect, extract, inject
 from .records import ClientRun, JobRun, Status
 from .run_ids import RunId, client_run_id, generate_run_id, parse_run_id
 from .schema import Schema
@@ -49,21 +51,29 @@ __all__ = [
     "JobRun",
     "JobtraceError",
     "NoActiveRunError",
+    "RecordNotFoundError",
+    "RunContext",
     "RunId",
     "Schema",
     "SinkError",
     "Status",
+    "ThreadPoolExecutor",
     "UnknownFieldError",
+    "bind",
+    "child_env",
     "client_run",
     "client_run_id",
+    "collect",
     "configure",
     "configure_from_env",
     "current_client_id",
     "current_run_id",
     "diagnostics",
+    "extract",
     "flush",
     "generate_run_id",
     "incr",
+    "inject",
     "note",
     "parse_run_id",
     "restore",

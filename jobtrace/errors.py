@@ -10,6 +10,7 @@ builtin a caller would naturally catch::
     │   └── ComputedFieldError     a formula/rollup/created-time field: Airtable rejects writes
     ├── InvalidValueError          (ValueError)  wrong type for a field, unknown status
     ├── NoActiveRunError           (RuntimeError)  client_run/note/incr outside any run
+    ├── RecordNotFoundError        (LookupError)  no sink knows the record asked for
     ├── ConfigurationError         (ValueError)  bad configuration, schema mismatch
     └── SinkError                  (RuntimeError)  a sink failed (raised only with strict=True)
 
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidValueError",
     "JobtraceError",
     "NoActiveRunError",
+    "RecordNotFoundError",
     "SinkError",
     "UnknownFieldError",
 ]
@@ -67,6 +69,10 @@ class InvalidValueError(JobtraceError, ValueError):
 
 class NoActiveRunError(JobtraceError, RuntimeError):
     """An operation needs a run, and there is none in the current context."""
+
+
+class RecordNotFoundError(JobtraceError, LookupError):
+    """A record was asked for (by run ID, client ID) and no sink knows it."""
 
 
 class ConfigurationError(JobtraceError, ValueError):

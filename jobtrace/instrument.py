@@ -28,9 +28,10 @@ from typing import Any, TypeVar
 import wrapt
 
 from . import tracker
-from .context import ClientScope, JobScope, client_scope, job_scope
+from .changes import CLIENT
+from .context import ClientScope, JobScope, ParentRun, client_scope, inherited_run, job_scope
 from .errors import InvalidValueError, NoActiveRunError
-from .records import ClientRun, JobRun
+from .records import ClientRun, JobRun, JoinedJobRun
 from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
 
 __all__ = ["client_run", "incr", "note", "tracked_job", "update"]
@@ -53,16 +54,27 @@ def _bind(config: tracker.Config, **values: str) -> Mapping[str, Any]:
     return tokens
 
 
+def _unbind(tokens: Mapping[str, Any]) -> None:
+    # The configuration may have changed during the run (binding turned off), but
+    # what was bound at entry must still be reset.
+    module = tracker.get_config()._structlog or tracker._load_structlog()
+    module.reset_contextvars(**tokens)
+
+
 def _enter_job(job_type: str, run_id: str | None) -> JobScope:
     config = tracker.get_config()
     current = job_scope.get()
     if current is not None and (run_id is None or run_id == current.run.run_id):
-        scope = JobScope(current.run, owner=False)
+        scope = JobScope(current.run, owner=False, handed_client=current.handed_client)
     elif run_id is None:
-        run = JobRun(config.schema, generate_run_id(), job_type)
-        with _active_lock:
-            _active_jobs[run.run_id] = run
-        scope = JobScope(run, owner=True)
+        parent = inherited_run()
+        if parent is None:
+            run = JobRun(config.schema, generate_run_id(), job_type)
+            with _active_lock:
+                _active_jobs[run.run_id] = run
+            scope = JobScope(run, owner=True)
+        else:
+            scope = _join_parent(config, parent, job_type)
     else:
         with _active_lock:
             live = _active_jobs.get(run_id)
@@ -80,6 +92,16 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
     return scope
 
 
+def _join_parent(config: tracker.Config, parent: ParentRun, job_type: str = "") -> JobScope:
+    """A scope in a run another process owns: its run ID, never its record (see JoinedJobRun)."""
+    with _active_lock:
+        live = _active_jobs.get(parent.run_id)
+        if live is not None:
+            return JobScope(live, owner=False, handed_client=parent.client_id)
+        run = _active_jobs[parent.run_id] = JoinedJobRun(config.schema, parent.run_id, job_type, parent.client_id)
+    return JobScope(run, owner=True, handed_client=parent.client_id)
+
+
 def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
     try:
         if scope.owner:
@@ -91,7 +113,7 @@ def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
                         del _active_jobs[scope.run.run_id]
     finally:
         if scope.structlog_tokens is not None:
-            tracker.get_config()._structlog.reset_contextvars(**scope.structlog_tokens)
+            _unbind(scope.structlog_tokens)
         if scope.client_token is not None:
             client_scope.reset(scope.client_token)
         if scope.token is not None:
@@ -113,14 +135,23 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         job_run = job.run
         run_id = job_run.run_id
     else:
-        raise NoActiveRunError(
-            f"client_run({client_id!r}) needs a run: call it inside a @tracked_job function or "
-            f"'with tracked_job(...)' block, or pass run_id='YYMMDD-HHMMSS' to attach to an "
-            f"existing run (a webhook or resume script)"
-        )
+        parent = inherited_run()
+        if parent is None:
+            raise NoActiveRunError(
+                f"client_run({client_id!r}) needs a run: call it inside a @tracked_job function or "
+                f"'with tracked_job(...)' block, or pass run_id='YYMMDD-HHMMSS' to attach to an "
+                f"existing run (a webhook or resume script)"
+            )
+        run_id = parent.run_id
+        job_run = _active_jobs.get(run_id)
     current = client_scope.get()
     if current is not None and current.run.client_id == client_id and current.run.run_id == run_id:
         scope = ClientScope(current.run, owner=False)
+    elif _handed_client(job, run_id) == client_id:
+        # The client run the parent process was in: continue its record, never complete it.
+        record = tracker.read_record(CLIENT, run_id, client_id)
+        run = ClientRun(config.schema, run_id, client_id, name, None, attach=record or {})
+        scope = ClientScope(run, owner=False)
     else:
         scope = ClientScope(ClientRun(config.schema, run_id, client_id, name, job_run), owner=True)
     scope.token = client_scope.set(scope)
@@ -129,13 +160,21 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
     return scope
 
 
+def _handed_client(job: JobScope | None, run_id: str) -> str | None:
+    """The client run another process handed over with ``run_id`` (child_env, inject), if any."""
+    if job is not None:
+        return job.handed_client if job.run.run_id == run_id else None
+    parent = inherited_run()
+    return parent.client_id if parent is not None and parent.run_id == run_id else None
+
+
 def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
     try:
         if scope.owner:
             scope.run.finish(exc)
     finally:
         if scope.structlog_tokens is not None:
-            tracker.get_config()._structlog.reset_contextvars(**scope.structlog_tokens)
+            _unbind(scope.structlog_tokens)
         if scope.token is not None:
             client_scope.reset(scope.token)
 

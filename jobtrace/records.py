@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from . import tracker
 from .changes import CLIENT, END, JOB, START, UPDATE, Change
-from .errors import InvalidValueError
+from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "NOTES_LIMIT",
     "ClientRun",
     "JobRun",
+    "JoinedJobRun",
     "Status",
     "status_for_exception",
     "utc_iso",
@@ -114,6 +115,7 @@ class _Run:
         "_counters",
         "_ended",
         "_explicit_status",
+        "_fields",
         "_key_fields",
         "_lock",
         "_notes",
@@ -131,6 +133,8 @@ class _Run:
         self._notes = ""
         self._explicit_status: str | None = None
         self._ended = False
+        # Every field as this process last wrote or read it (what fields() returns).
+        self._fields: dict[str, Any] = {}
 
     # -- the public verbs ------------------------------------------------------
 
@@ -214,6 +218,11 @@ class _Run:
         """True once the run reached a terminal status."""
         return self._ended
 
+    def fields(self) -> dict[str, Any]:
+        """The record as this process knows it: every field read back or written, by Airtable name."""
+        with self._lock:
+            return {k: v for k, v in self._fields.items() if v is not None}
+
     # -- machinery -------------------------------------------------------------
 
     def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:
@@ -223,12 +232,14 @@ class _Run:
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
         # Called with self._lock held, so one record's changes reach sinks in order.
         fields.update(self._key_fields)
+        self._fields.update(fields)
         tracker.emit(_new_change(Change, (self.kind, event, self._table.name, self.run_id, None, fields)))
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         """Continue a resumed run from what a sink still has: counters and notes."""
         if not record:
             return
+        self._fields.update(record)
         table = self._table
         for name in table.number_fields:
             value = record.get(name)
@@ -237,6 +248,18 @@ class _Run:
         notes_field = table.names.notes
         if notes_field is not None and isinstance(record.get(notes_field), str):
             self._notes = record[notes_field]
+
+    def continue_from(self, record: Mapping[str, Any]) -> None:
+        """Take over counters and notes from ``record`` (written meanwhile by another process)."""
+        with self._lock:
+            self._seed(record)
+
+    def _attach(self, record: Mapping[str, Any]) -> None:
+        """Continue ``record`` as it stands, without announcing a start; a terminal one stays ended."""
+        self._seed(record)
+        status = record.get(self._table.names.status)
+        if isinstance(status, str) and status != Status.RUNNING:
+            self._ended = True
 
     def _final_fields(self, exc: BaseException | None, default_status: str) -> dict[str, Any]:
         """Status, End Time and error fields for the end of the run (lock held)."""
@@ -290,7 +313,14 @@ class JobRun(_Run):
     )
     kind = JOB
 
-    def __init__(self, schema: Schema, run_id: str, job_type: str, resumed: bool = False) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        run_id: str,
+        job_type: str,
+        resumed: bool = False,
+        attach: Mapping[str, Any] | None = None,
+    ) -> None:
         table = schema.job
         super().__init__(table, run_id, {table.names.run_id: run_id})
         self.job_type = job_type
@@ -302,10 +332,14 @@ class JobRun(_Run):
         self._last_client: str | None = None
         self._last_rollup = 0.0
         self._dirty = False
+        if attach is not None:
+            # Continue a record as it is (the explicit API): no start, no reopening.
+            self._attach(attach)
+            return
         if resumed:
             self._seed(tracker.read_record(JOB, run_id, None))
         fields = self._start_fields(resumed)
-        if table.names.job_type is not None:
+        if table.names.job_type is not None and job_type:
             fields[table.names.job_type] = job_type
         with self._lock:
             self._emit(START, fields)
@@ -402,6 +436,50 @@ class JobRun(_Run):
         return f"<JobRun {self.run_id} {self.job_type!r}{' ended' if self._ended else ''}>"
 
 
+class JoinedJobRun(JobRun):
+    """A job run owned by another process, joined here (``JOBTRACE_RUN_ID``, :func:`jobtrace.extract`).
+
+    Client runs started under it use its run ID; its record belongs to the
+    owner, so this process never creates, updates or completes it: job-level
+    writes raise ``NoActiveRunError`` (they would race with the owner's absolute
+    values), and client completions are not rolled up here (the owner counts
+    them with :func:`jobtrace.collect`).
+    """
+
+    __slots__ = ("parent_client_id",)
+
+    def __init__(self, schema: Schema, run_id: str, job_type: str = "", parent_client_id: str | None = None) -> None:
+        super().__init__(schema, run_id, job_type, attach={})
+        self.parent_client_id = parent_client_id
+        """The client run the owner was in when it handed the run over, if any."""
+
+    def _refuse(self, verb: str) -> NoActiveRunError:
+        return NoActiveRunError(
+            f"job.{verb}(): run {self.run_id} is owned by another process (joined through "
+            f"JOBTRACE_RUN_ID or jobtrace.extract), which alone writes its job record; write to a "
+            f"client_run here, or report back to the owner"
+        )
+
+    def note(self, text: str) -> None:
+        raise self._refuse("note")
+
+    def incr(self, **amounts: float) -> None:
+        raise self._refuse("incr")
+
+    def update(self, **fields: Any) -> None:
+        raise self._refuse("update")
+
+    def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
+        """Not counted here: the owning process rolls client runs up (``jobtrace.collect``)."""
+
+    def finish(self, exc: BaseException | None) -> None:
+        """Leaves the record alone: the owning process completes it."""
+        self._ended = True
+
+    def __repr__(self) -> str:
+        return f"<JoinedJobRun {self.run_id}>"
+
+
 class ClientRun(_Run):
     """The state of one client's run within a job (one ``Client Run Results`` record)."""
 
@@ -415,6 +493,7 @@ class ClientRun(_Run):
         client_id: str,
         name: str | None = None,
         job: JobRun | None = None,
+        attach: Mapping[str, Any] | None = None,
     ) -> None:
         table = schema.client
         names = table.names
@@ -425,6 +504,10 @@ class ClientRun(_Run):
         self.client_id = client_id
         self.name = name
         self.job = job
+        if attach is not None:
+            # Continue a record as it is (the explicit API, a child process): no start.
+            self._attach(attach)
+            return
         resumed = False
         if job is not None:
             previous = job.client_state(client_id)
@@ -446,6 +529,7 @@ class ClientRun(_Run):
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
         fields.update(self._key_fields)
+        self._fields.update(fields)
         tracker.emit(_new_change(Change, (CLIENT, event, self._table.name, self.run_id, self.client_id, fields)))
 
     def finish(self, exc: BaseException | None) -> None:
