@@ -127,7 +127,7 @@ def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
 
 def _enter_client(client_id: str, name: str | None, run_id: str | None) -> ClientScope:
     validate_client_id(client_id)
-    config = tracker.get_config()
+    config = tracker._config or tracker.get_config()
     job = job_scope.get()
     job_run: JobRun | None
     if run_id is not None:
