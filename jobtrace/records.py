@@ -360,6 +360,27 @@ class JobRun(_Run):
         found = self._contributions.get(client_id)
         return found[1] if found is not None else None
 
+    def adopt(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
+        """Take a client run that ended before this run was resumed as one of this run's clients.
+
+        Its share is already in the totals seeded from the job record; moving it
+        from there into the per-client contributions keeps the totals as they are,
+        and lets the client's new run replace its share instead of adding to it.
+        """
+        values = tuple(counters.get(name, 0) for name in self._rollup_names)
+        names = self._table.names
+        with self._lock:
+            if client_id in self._contributions:
+                return
+            self._contributions[client_id] = (failed, values)
+            seeded = self._counters
+            for i, (name, value) in enumerate(zip(self._rollup_names, values)):
+                self._sums[i] += value
+                seeded[name] = seeded.get(name, 0) - value
+            for count in (names.clients_processed, names.clients_failed if failed else names.clients_succeeded):
+                if count is not None:
+                    seeded[count] = seeded.get(count, 0) - 1
+
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Count one finished client run into the job's roll-ups (exactly once per client)."""
         values = tuple([counters.get(name, 0) for name in self._rollup_names])
@@ -514,6 +535,16 @@ class ClientRun(_Run):
             if previous is not None:
                 resumed = True
                 self._counters.update(zip(job._rollup_names, previous))
+            elif job.resumed:
+                # A client the run's earlier part already ran: continue its record,
+                # and let this run replace what it contributed to the job's totals.
+                record = tracker.read_record(CLIENT, run_id, client_id)
+                if record is not None:
+                    resumed = True
+                    self._seed(record)
+                    status = record.get(names.status)
+                    if isinstance(status, str) and status != Status.RUNNING:
+                        job.adopt(client_id, status in FAILED_STATUSES, self._counters)
         else:
             # Attached to a run this process does not own (a webhook, a resume
             # script): continue what the record already holds.
