@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def _emulator_process() -> Iterator[tuple[str, str]]:
-    """Start ``python -m jobtrace.testing.emulator`` (rate limit off); yield its URL and token."""
+def _emulator_process() -> Iterator[tuple[str, str, int]]:
+    """Start ``python -m jobtrace.testing.emulator`` (rate limit off); yield its URL, token and PID."""
     from jobtrace.schema import _DEFAULT_BASE
 
     env = dict(os.environ)
@@ -69,7 +69,7 @@ def _emulator_process() -> Iterator[tuple[str, str]]:
                 raise RuntimeError("the emulator process ended before it printed its URL")
             key, _, value = line.strip().partition("=")
             info[key] = value
-        yield info["url"], info["api_key"]
+        yield info["url"], info["api_key"], proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -83,6 +83,16 @@ def _rss_mib() -> float:
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError):
         return _peak_rss_mib()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of another process so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _peak_rss_mib() -> float:
@@ -109,7 +119,7 @@ def run_scale(clients: int = 10_000, chunks: int = 10, verbose: bool = True) -> 
     from jobtrace.sinks import AirtableSink
 
     tmp = Path(tempfile.mkdtemp(prefix="jobtrace-bench-"))
-    with _emulator_process() as (url, api_key):
+    with _emulator_process() as (url, api_key, emulator_pid):
 
         def configure(name: str) -> AirtableSink:
             sink = AirtableSink(
@@ -129,6 +139,7 @@ def run_scale(clients: int = 10_000, chunks: int = 10, verbose: bool = True) -> 
             gc.collect()
             rss_start = _rss_mib()
             samples: list[list[object]] = []
+            cpu0, emu_cpu0 = time.process_time(), _cpu_seconds(emulator_pid)
             t0 = time.perf_counter()
 
             def sample_rss(done: int) -> None:
@@ -138,6 +149,7 @@ def run_scale(clients: int = 10_000, chunks: int = 10, verbose: bool = True) -> 
             job_done = time.perf_counter() - t0
             delivered = jobtrace.flush(timeout=600)
             wall = time.perf_counter() - t0
+            cpu, emu_cpu = time.process_time() - cpu0, _cpu_seconds(emulator_pid) - emu_cpu0
             diag = sink.diagnostics()
             samples.append(["delivered", wall, _rss_mib(), diag["backlog"]])
             jobtrace.shutdown(timeout=30)
@@ -173,7 +185,15 @@ def run_scale(clients: int = 10_000, chunks: int = 10, verbose: bool = True) -> 
         ["measure", "value"],
         [
             ["time per client run, end to end (job start to everything delivered)", f"{per_run_us:,.0f} us"],
-            ["job's own time (all client runs queued)", f"{job_done:.2f} s"],
+            [
+                "job's own time (all client runs queued)",
+                f"{job_done:.2f} s ({job_done / clients * 1e6:,.0f} us per client run)",
+            ],
+            [
+                "CPU time of this process (job, writer, pyairtable)",
+                f"{cpu:.2f} s ({cpu / clients * 1e6:,.0f} us per client run)",
+            ],
+            ["CPU time of the emulator process (serving the requests)", f"{emu_cpu:.2f} s"],
             ["wall time until delivered", f"{wall:.2f} s ({'all delivered' if delivered else 'NOT all delivered'})"],
             ["requests", f"{diag['requests']:,} ({diag['requests'] / clients:.3f} per client run)"],
             ["records delivered", f"{diag['records_delivered']:,}"],
@@ -196,6 +216,8 @@ def run_scale(clients: int = 10_000, chunks: int = 10, verbose: bool = True) -> 
     return {
         "per_run_us": per_run_us,
         "wall": wall,
+        "cpu": cpu,
+        "emulator_cpu": emu_cpu,
         "peak_rss_mib": _peak_rss_mib(),
         "rss_samples": samples,
         "traced": traced,
