@@ -3,12 +3,19 @@
 Run it with ``python examples/post_scoring.py``. Each client's work is
 simulated (posts, tokens, a little sleep); one client fails on purpose, so the
 job ends ``Completed with Errors`` and that client's record is ``Failed``.
+
+With ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` set, the records go to that
+base. Otherwise the example starts jobtrace's local Airtable emulator, seeded
+with the default base, and prints both tables as they ended up, plus the
+number of API requests it took (needs ``pip install 'jobtrace[airtable]'``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import tempfile
 
 import jobtrace
 
@@ -70,15 +77,48 @@ async def score_posts(clients: list[str], seed: int = 7) -> dict[str, int]:
 
 
 def main() -> None:
-    sink = jobtrace.sinks.MemorySink()
-    jobtrace.configure([sink, jobtrace.sinks.LogSink()])
-    results = asyncio.run(score_posts(CLIENTS))
-    jobtrace.flush()
-    print(f"\nScored {sum(results.values())} posts for {len(results)} of {len(CLIENTS)} clients.\n")
-    for record in sink.job_records():
-        print("Job Tracking:", {k: v for k, v in record.items() if k != "System Notes"})
-    for record in sink.client_records():
-        print("Client Run Results:", record["Run ID"], record["Status"], record.get("Posts Processed", 0))
+    if os.environ.get("AIRTABLE_API_KEY") and os.environ.get("AIRTABLE_BASE_ID"):
+        # Your base: AIRTABLE_API_KEY, AIRTABLE_BASE_ID (and optionally AIRTABLE_ENDPOINT_URL).
+        jobtrace.configure_from_env()
+        results = asyncio.run(score_posts(CLIENTS))
+        delivered = jobtrace.flush(60)
+        print(f"Scored {sum(results.values())} posts for {len(results)} of {len(CLIENTS)} clients.")
+        print(f"Records in base {os.environ['AIRTABLE_BASE_ID']}: {'delivered' if delivered else 'journaled'}.")
+        return
+    run_against_emulator()
+
+
+def run_against_emulator() -> None:
+    """Run the job against a local Airtable (the emulator, seeded with jobtrace's default base)."""
+    from jobtrace.schema import default_base_metadata
+    from jobtrace.sinks import AirtableSink
+    from jobtrace.testing import AirtableEmulator
+
+    base_id = "appPostScoring001"
+    with AirtableEmulator(bases={base_id: default_base_metadata()}) as emulator, tempfile.TemporaryDirectory() as tmp:
+        # A throwaway journal: the emulator's base is gone when the example ends.
+        sink = AirtableSink(
+            emulator.api_key, base_id, endpoint_url=emulator.url, journal_path=os.path.join(tmp, "journal.sqlite3")
+        )
+        jobtrace.configure([sink])
+        results = asyncio.run(score_posts(CLIENTS))
+        jobtrace.flush(60)
+        jobtrace.shutdown()
+        print(f"Scored {sum(results.values())} posts for {len(results)} of {len(CLIENTS)} clients.\n")
+        for record in emulator.records(base_id, "Job Tracking"):
+            print("Job Tracking")
+            for name, value in record["fields"].items():
+                text = str(value).replace("\n", "\n" + " " * 26)
+                print(f"  {name:<22}  {text}")
+        print("\nClient Run Results")
+        print(f"  {'Run ID':<34} {'Status':<10} {'Posts':>5} {'Tokens':>7}  Errors")
+        for record in emulator.records(base_id, "Client Run Results"):
+            fields = record["fields"]
+            print(
+                f"  {fields['Run ID']:<34} {fields['Status']:<10} {fields.get('Posts Processed', 0):>5} "
+                f"{fields.get('Token Usage', 0):>7}  {fields.get('Errors', '')}"
+            )
+        print(f"\n{len(emulator.requests)} Airtable API requests (the schema check included).")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,13 @@ def _bind(config: tracker.Config, **values: str) -> Mapping[str, Any]:
     return tokens
 
 
+def _unbind(tokens: Mapping[str, Any]) -> None:
+    # The configuration may have changed during the run (binding turned off), but
+    # what was bound at entry must still be reset.
+    module = tracker.get_config()._structlog or tracker._load_structlog()
+    module.reset_contextvars(**tokens)
+
+
 def _enter_job(job_type: str, run_id: str | None) -> JobScope:
     config = tracker.get_config()
     current = job_scope.get()
@@ -106,7 +113,7 @@ def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
                         del _active_jobs[scope.run.run_id]
     finally:
         if scope.structlog_tokens is not None:
-            tracker.get_config()._structlog.reset_contextvars(**scope.structlog_tokens)
+            _unbind(scope.structlog_tokens)
         if scope.client_token is not None:
             client_scope.reset(scope.client_token)
         if scope.token is not None:
@@ -167,7 +174,7 @@ def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
             scope.run.finish(exc)
     finally:
         if scope.structlog_tokens is not None:
-            tracker.get_config()._structlog.reset_contextvars(**scope.structlog_tokens)
+            _unbind(scope.structlog_tokens)
         if scope.token is not None:
             client_scope.reset(scope.token)
 

@@ -155,8 +155,12 @@ class AirtableSink(Sink):
         """Check the base against the mapping (``ConfigurationError`` if it cannot work), start the writer."""
         schema = self._schema_override or schema
         if self._check:
-            self._throttle.acquire(timeout=self._penalty + 5.0)
-            problems = check_base(self._read_api, self._base_id, schema)
+            slot = self._throttle.acquire(timeout=self._penalty + 5.0)
+            try:
+                problems = check_base(self._read_api, self._base_id, schema)
+            finally:
+                if slot is not None:
+                    self._throttle.done(slot)
             self._problems = problems
             for problem in problems:
                 if problem.severity == "warning":
@@ -241,7 +245,8 @@ class AirtableSink(Sink):
     def _fetch(self, table_name: str, formula: formulas.Formula, run_id: str) -> dict[str, Any] | None:
         last: Exception | None = None
         for attempt in range(3):
-            if not self._throttle.acquire(timeout=self._penalty + 5.0):
+            slot = self._throttle.acquire(timeout=self._penalty + 5.0)
+            if slot is None:
                 break
             try:
                 record = self._read_api.table(self._base_id, table_name).first(formula=formula)
@@ -256,6 +261,8 @@ class AirtableSink(Sink):
                 last = exc
             else:
                 return dict(record["fields"]) if record is not None else None
+            finally:
+                self._throttle.done(slot)
             time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
         raise SinkError(f"could not read run {run_id} from Airtable base {self._base_id}: {last}")
 

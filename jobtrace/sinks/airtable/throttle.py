@@ -14,21 +14,35 @@ import threading
 import time
 from collections import deque
 
-__all__ = ["Throttle", "throttle_for"]
+__all__ = ["Slot", "Throttle", "throttle_for"]
 
-#: Airtable counts requests per second at its end; requests leave here a little
-#: earlier or later than they arrive there, so the window is widened by this much.
-WINDOW_MARGIN = 0.1
+#: Clock granularity allowance added to the one-second window.
+WINDOW_MARGIN = 0.02
+
+
+class Slot:
+    """One request's place in the window; :meth:`Throttle.done` stamps its end."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended: float | None = None
 
 
 class Throttle:
-    """A sliding-window limiter for one base, plus a penalty after a 429. Thread-safe."""
+    """A sliding-window limiter for one base, plus a penalty after a 429. Thread-safe.
+
+    A request occupies its slot from the moment it is sent until one second
+    after its response came back. Airtable counts a request when it arrives,
+    which is between the two, so however long the network takes, no more than
+    ``requests_per_second`` requests can arrive within any second.
+    """
 
     def __init__(self, requests_per_second: float = 5.0) -> None:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque()
+        self._slots: deque[Slot] = deque()
         self._rate = requests_per_second
         self._blocked_until = 0.0
 
@@ -43,33 +57,43 @@ class Throttle:
         with self._lock:
             self._rate = value
 
-    def reserve(self) -> float:
-        """Take a slot now and return 0, or return how many seconds to wait before asking again."""
+    def reserve(self) -> Slot | float:
+        """Take a slot (call :meth:`done` with it after the response), or return seconds to wait."""
         now = time.monotonic()
         with self._lock:
             if now < self._blocked_until:
                 return self._blocked_until - now
-            window = (1.0 + WINDOW_MARGIN) * max(1.0, 1.0 / self._rate)
-            per_window = max(1, int(self._rate)) if self._rate >= 1 else 1
-            sent = self._sent
-            while sent and sent[0] <= now - window:
-                sent.popleft()
-            if len(sent) >= per_window:
-                return max(0.001, sent[0] + window - now)
-            sent.append(now)
-            return 0.0
+            rate = self._rate
+            window = (1.0 + WINDOW_MARGIN) * max(1.0, 1.0 / rate)
+            per_window = max(1, int(rate))
+            slots = self._slots
+            while slots and slots[0].ended is not None and slots[0].ended <= now - window:
+                slots.popleft()
+            busy = [s for s in slots if s.ended is None or s.ended > now - window]
+            if len(busy) >= per_window:
+                ended = [s.ended for s in busy if s.ended is not None]
+                # All in flight: ask again shortly; else when the oldest finished one leaves the window.
+                return max(0.001, min(ended) + window - now) if ended else 0.05
+            slot = Slot()
+            slots.append(slot)
+            return slot
 
-    def acquire(self, timeout: float | None = None) -> bool:
-        """Block until a slot is taken (True) or ``timeout`` seconds pass (False)."""
+    def done(self, slot: Slot) -> None:
+        """The request of ``slot`` got its answer (or failed): its window starts now."""
+        slot.ended = time.monotonic()
+
+    def acquire(self, timeout: float | None = None) -> Slot | None:
+        """Block until a slot is taken (returned) or ``timeout`` seconds pass (None)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = self.reserve()
-            if wait == 0.0:
-                return True
+            got = self.reserve()
+            if isinstance(got, Slot):
+                return got
+            wait = got
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return False
+                    return None
                 wait = min(wait, left)
             time.sleep(wait)
 

@@ -42,7 +42,7 @@ from pyairtable import Api
 
 from ...errors import SinkError
 from .journal import Journal, JournalRow, record_key
-from .throttle import Throttle
+from .throttle import Slot, Throttle
 
 __all__ = ["MAX_RECORDS_PER_REQUEST", "Writer"]
 
@@ -259,14 +259,22 @@ class Writer:
                         self._work.wait(HEARTBEAT_INTERVAL)
                     continue
                 wait = self._retry_at - time.monotonic()
+                slot = None
                 if wait <= 0:
-                    wait = self._throttle.reserve()
-                if wait > 0:
-                    self._stop.wait(min(wait, DRAIN_INTERVAL))
+                    got = self._throttle.reserve()
+                    if isinstance(got, Slot):
+                        slot = got
+                    else:
+                        wait = got
+                if slot is None:
+                    self._stop.wait(min(max(wait, 0.001), DRAIN_INTERVAL))
                     continue
-                batch, forced = self._pick()
-                if batch:
-                    self._send(batch, forced)
+                try:
+                    batch, forced = self._pick()
+                    if batch:
+                        self._send(batch, forced)
+                finally:
+                    self._throttle.done(slot)
                 self._notify()
         except BaseException:
             logger.exception("jobtrace: the Airtable writer for base %s stopped on an unexpected error", self.base_id)
@@ -418,7 +426,7 @@ class Writer:
         self._log(
             "retry-auth" if auth else "retry",
             logging.ERROR if auth else logging.WARNING,
-            "jobtrace: writing to Airtable base %s failed (%s); %d record(s) kept, retrying in %.1f s",
+            "jobtrace: writing to Airtable base %s failed (%s); %d record(s) kept, retrying in %.2f s",
             self.base_id,
             error,
             self.backlog(),
