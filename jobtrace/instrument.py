@@ -49,7 +49,7 @@ _active_jobs: dict[str, JobRun] = {}
 # -- entering and leaving runs -------------------------------------------------
 
 
-def _bind(config: tracker.Config, **values: str) -> Mapping[str, Any]:
+def _bind(config: tracker.Config, **values: object) -> Mapping[str, Any]:
     tokens: Mapping[str, Any] = config._structlog.bind_contextvars(**values)
     return tokens
 
@@ -88,7 +88,12 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
         # A different run nested in a client run: the client belongs to the outer run.
         scope.client_token = client_scope.set(None)
     if config.bind_structlog:
-        scope.structlog_tokens = _bind(config, run_id=scope.run.run_id)
+        if scope.client_token is None:
+            scope.structlog_tokens = _bind(config, run_id=scope.run.run_id)
+        else:
+            # Hide the outer client's ID too. Ellipsis is structlog.contextvars' "unbound"
+            # (what unbind_contextvars sets); binding it gives a token to reset on exit.
+            scope.structlog_tokens = _bind(config, run_id=scope.run.run_id, client_id=...)
     return scope
 
 
@@ -122,7 +127,7 @@ def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
 
 def _enter_client(client_id: str, name: str | None, run_id: str | None) -> ClientScope:
     validate_client_id(client_id)
-    config = tracker.get_config()
+    config = tracker._config or tracker.get_config()
     job = job_scope.get()
     job_run: JobRun | None
     if run_id is not None:

@@ -54,6 +54,10 @@ class Status:
 FAILED_STATUSES: Final = frozenset({Status.FAILED, Status.CANCELLED, Status.INTERRUPTED})
 
 _iso_cache: tuple[int, str] = (-1, "")
+_MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
+_time = time.time
+# Building a Change through tuple.__new__ skips NamedTuple's Python-level __new__: same object, one frame less.
+_new_change = tuple.__new__
 
 
 def utc_iso(ts: float | None = None) -> str:
@@ -64,13 +68,14 @@ def utc_iso(ts: float | None = None) -> str:
     """
     global _iso_cache
     if ts is None:
-        ts = time.time()
+        ts = _time()
     sec = int(ts)
     cached_sec, prefix = _iso_cache
     if sec != cached_sec:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         _iso_cache = (sec, prefix)
-    return f"{prefix}.{int((ts - sec) * 1000):03d}Z"
+    millis = int((ts - sec) * 1000)
+    return prefix + _MILLIS[millis] if 0 <= millis < 1000 else f"{prefix}.{millis:03d}Z"
 
 
 def status_for_exception(exc: BaseException | None) -> str | None:
@@ -131,10 +136,6 @@ class _Run:
         # Every field as this process last wrote or read it (what fields() returns).
         self._fields: dict[str, Any] = {}
 
-    @property
-    def _client_id(self) -> str | None:
-        return None
-
     # -- the public verbs ------------------------------------------------------
 
     def note(self, text: str) -> None:
@@ -148,23 +149,31 @@ class _Run:
 
     def incr(self, **amounts: float) -> None:
         """Add to counters, e.g. ``incr(posts_processed=1, token_usage=1500)``."""
-        table = self._table
+        lookup = self._table._counter_lookup
         resolved = []
         for key, amount in amounts.items():
-            spec = table.resolve(key)
-            if spec.type not in NUMBER_TYPES:
-                raise InvalidValueError(
-                    f"{spec.name!r} of table {table.name!r} is {spec.type}, not a counter; use update({key}=...)"
-                )
-            if not isinstance(amount, (int, float)) or isinstance(amount, bool):
-                raise InvalidValueError(f"incr({key}=...) needs a number, got {amount!r}")
-            resolved.append((spec.name, amount))
+            name = lookup.get(key)
+            if name is None or (type(amount) is not int and type(amount) is not float):
+                name = self._counter_name(key, amount)
+            resolved.append((name, amount))
         with self._lock:
             counters = self._counters
             delta: dict[str, Any] = {}
             for name, amount in resolved:
                 delta[name] = counters[name] = counters.get(name, 0) + amount
             self._emit(UPDATE, self._with_totals(delta))
+
+    def _counter_name(self, key: str, amount: object) -> str:
+        """The counter ``incr(key=amount)`` adds to; raises for anything but a number field and a number."""
+        table = self._table
+        spec = table.resolve(key)
+        if spec.type not in NUMBER_TYPES:
+            raise InvalidValueError(
+                f"{spec.name!r} of table {table.name!r} is {spec.type}, not a counter; use update({key}=...)"
+            )
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
+            raise InvalidValueError(f"incr({key}=...) needs a number, got {amount!r}")
+        return spec.name
 
     def update(self, **fields: Any) -> None:
         """Set fields, e.g. ``update(progress="50% complete", posts_processed=42)``.
@@ -224,7 +233,7 @@ class _Run:
         # Called with self._lock held, so one record's changes reach sinks in order.
         fields.update(self._key_fields)
         self._fields.update(fields)
-        tracker.emit(Change(self.kind, event, self._table.name, self.run_id, self._client_id, fields))
+        tracker.emit(_new_change(Change, (self.kind, event, self._table.name, self.run_id, None, fields)))
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         """Continue a resumed run from what a sink still has: counters and notes."""
@@ -255,8 +264,8 @@ class _Run:
     def _final_fields(self, exc: BaseException | None, default_status: str) -> dict[str, Any]:
         """Status, End Time and error fields for the end of the run (lock held)."""
         names = self._table.names
-        status = status_for_exception(exc)
         fields: dict[str, Any] = {}
+        status = None if exc is None else status_for_exception(exc)
         if status is None:
             status = self._explicit_status or default_status
         elif exc is not None and status == Status.FAILED:
@@ -351,9 +360,30 @@ class JobRun(_Run):
         found = self._contributions.get(client_id)
         return found[1] if found is not None else None
 
+    def adopt(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
+        """Take a client run that ended before this run was resumed as one of this run's clients.
+
+        Its share is already in the totals seeded from the job record; moving it
+        from there into the per-client contributions keeps the totals as they are,
+        and lets the client's new run replace its share instead of adding to it.
+        """
+        values = tuple(counters.get(name, 0) for name in self._rollup_names)
+        names = self._table.names
+        with self._lock:
+            if client_id in self._contributions:
+                return
+            self._contributions[client_id] = (failed, values)
+            seeded = self._counters
+            for i, (name, value) in enumerate(zip(self._rollup_names, values)):
+                self._sums[i] += value
+                seeded[name] = seeded.get(name, 0) - value
+            for count in (names.clients_processed, names.clients_failed if failed else names.clients_succeeded):
+                if count is not None:
+                    seeded[count] = seeded.get(count, 0) - 1
+
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Count one finished client run into the job's roll-ups (exactly once per client)."""
-        values = tuple(counters.get(name, 0) for name in self._rollup_names)
+        values = tuple([counters.get(name, 0) for name in self._rollup_names])
         with self._lock:
             previous = self._contributions.get(client_id)
             self._contributions[client_id] = (failed, values)
@@ -505,6 +535,16 @@ class ClientRun(_Run):
             if previous is not None:
                 resumed = True
                 self._counters.update(zip(job._rollup_names, previous))
+            elif job.resumed:
+                # A client the run's earlier part already ran: continue its record,
+                # and let this run replace what it contributed to the job's totals.
+                record = tracker.read_record(CLIENT, run_id, client_id)
+                if record is not None:
+                    resumed = True
+                    self._seed(record)
+                    status = record.get(names.status)
+                    if isinstance(status, str) and status != Status.RUNNING:
+                        job.adopt(client_id, status in FAILED_STATUSES, self._counters)
         else:
             # Attached to a run this process does not own (a webhook, a resume
             # script): continue what the record already holds.
@@ -515,12 +555,13 @@ class ClientRun(_Run):
         fields = self._start_fields(resumed)
         if name is not None and names.client_name is not None:
             fields[names.client_name] = name
-        with self._lock:
-            self._emit(START, fields)
+        # No lock: no other thread can reach this run before __init__ returns.
+        self._emit(START, fields)
 
-    @property
-    def _client_id(self) -> str | None:
-        return self.client_id
+    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+        fields.update(self._key_fields)
+        self._fields.update(fields)
+        tracker.emit(_new_change(Change, (CLIENT, event, self._table.name, self.run_id, self.client_id, fields)))
 
     def finish(self, exc: BaseException | None) -> None:
         """End the client run and count it into its job's roll-ups."""

@@ -79,6 +79,14 @@ def validate_client_id(client_id: object) -> str:
     Valid: a string of 1 to 200 characters, not only whitespace, without
     control characters.
     """
+    # Fast path for the common case (a printable ID is free of control characters).
+    if (
+        type(client_id) is str
+        and 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH
+        and client_id.isprintable()
+        and not client_id.isspace()
+    ):
+        return client_id
     if type(client_id) is not str:
         raise InvalidClientIdError(f"client ID must be a string, got {type(client_id).__name__}: {client_id!r}")
     if not client_id.strip():

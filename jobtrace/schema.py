@@ -165,6 +165,10 @@ class TableSchema:
     """The same mapping as ``roles``, as attributes (read on every record change)."""
     _lookup: dict[str, str] = field(init=False, repr=False, compare=False)
     _status_lookup: dict[str, str] = field(init=False, repr=False, compare=False)
+    _status_exact: dict[str, str] = field(init=False, repr=False, compare=False)
+    """Each choice -> what normalize_status gives for it: the hot path's one dict lookup."""
+    _counter_lookup: dict[str, str] = field(init=False, repr=False, compare=False)
+    """The part of ``_lookup`` that names number fields: what incr() accepts."""
 
     def __post_init__(self) -> None:
         for role in _REQUIRED_ROLES[self.kind]:
@@ -204,6 +208,10 @@ class TableSchema:
         object.__setattr__(self, "_lookup", lookup)
         status = self.fields[self.roles["status"]]
         object.__setattr__(self, "_status_lookup", {c.lower(): c for c in status.choices})
+        exact = {c: self._status_lookup.get(c.strip().lower().replace("_", " ")) for c in status.choices}
+        object.__setattr__(self, "_status_exact", {c: n for c, n in exact.items() if n is not None})
+        counters = {k: n for k, n in lookup.items() if self.fields[n].type in NUMBER_TYPES}
+        object.__setattr__(self, "_counter_lookup", counters)
 
     # -- reading -------------------------------------------------------------
 
@@ -296,6 +304,10 @@ class TableSchema:
 
     def normalize_status(self, status: str) -> str:
         """Map ``'completed'`` to ``'Completed'`` etc.; raise for a status the table lacks."""
+        if type(status) is str:
+            exact = self._status_exact.get(status)
+            if exact is not None:
+                return exact
         if not isinstance(status, str):
             raise InvalidValueError(f"status must be a string, got {type(status).__name__}")
         choices = self.status_choices

@@ -26,14 +26,17 @@ class MemorySink(Sink):
         self._writes = 0
 
     def write(self, change: Change) -> None:
-        key = (change.kind, change.run_id, change.client_id)
+        kind, _, _, run_id, client_id, fields = change
+        key = (kind, run_id, client_id)
         with self._lock:
             self._writes += 1
             record = self._records.get(key)
             if record is None:
-                self._records[key] = {k: v for k, v in change.fields.items() if v is not None}
+                record = self._records[key] = {}
+            if None not in fields.values():
+                record.update(fields)
                 return
-            for name, value in change.fields.items():
+            for name, value in fields.items():
                 if value is None:
                     record.pop(name, None)  # None clears, as in Airtable
                 else:

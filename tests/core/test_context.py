@@ -358,3 +358,26 @@ def test_nested_client_run_of_the_same_client_joins_it(sink: MemorySink) -> None
     record = only(sink.client_records())
     assert record["Status"] == "Completed"
     assert record["Posts Processed"] == 2
+
+
+def test_a_client_run_again_after_a_resume_continues_its_record_and_replaces_its_share(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring") as job:
+        with pytest.raises(ValueError), jobtrace.client_run("acme") as client:
+            client.incr(posts_processed=3)
+            raise ValueError("first try")
+        with jobtrace.client_run("globex") as client:
+            client.incr(posts_processed=1)
+    assert only(sink.job_records())["Status"] == "Completed with Errors"
+
+    # The resume script retries the client that failed.
+    with jobtrace.tracked_job("post-scoring", run_id=job.run_id), jobtrace.client_run("acme") as client:
+        client.incr(posts_processed=2)
+
+    clients = {r["Client ID"]: r for r in sink.client_records()}
+    assert len(clients) == 2
+    assert clients["acme"]["Status"] == "Completed"
+    assert clients["acme"]["Posts Processed"] == 5  # continued from the record, not restarted
+    record = only(sink.job_records())
+    assert (record["Clients Processed"], record["Clients Succeeded"], record["Clients Failed"]) == (2, 2, 0)
+    assert record["Posts Processed"] == 6
+    assert record["Status"] == "Completed"

@@ -355,3 +355,12 @@ def test_reconfiguring_while_a_run_is_active_does_not_break_the_run(sink: Memory
         jobtrace.restore(prev)
     assert only(sink.job_records())["Status"] == "Completed"
     assert structlog.contextvars.get_contextvars() == {}
+
+
+def test_a_different_run_nested_in_a_client_run_binds_its_own_ids_only(log_sink: LogSink) -> None:
+    with jobtrace.tracked_job("post-scoring") as outer, jobtrace.client_run("acme"):
+        with jobtrace.tracked_job("post-scoring", run_id="251005-210247") as other:
+            assert jobtrace.current_client_id() is None
+            assert structlog.contextvars.get_contextvars() == {"run_id": other.run_id}
+        assert structlog.contextvars.get_contextvars() == {"run_id": outer.run_id, "client_id": "acme"}
+    assert structlog.contextvars.get_contextvars() == {}
