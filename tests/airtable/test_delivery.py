@@ -7,13 +7,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pyairtable
 import pytest
 
 import jobtrace
 from jobtrace.sinks import AirtableSink
+from jobtrace.sinks.airtable import replay
 from jobtrace.testing import AirtableEmulator
 
-from .conftest import BASE_ID, CLIENTS, JOBS, SinkFactory, fields_by_client
+from .conftest import BASE_ID, CLIENTS, JOBS, PENALTY, SinkFactory, fields_by_client
 
 UPDATES_PER_CLIENT = 5
 
@@ -216,6 +218,22 @@ def test_a_value_airtable_refuses_is_set_aside_without_poisoning_the_batch(
     assert "INVALID_MULTIPLE_CHOICE_OPTIONS" in error
     assert f"{job.run_id}-client-007" in caplog.text
     assert emulator.api_key not in caplog.text
+
+    # Once the base offers the choice (typecast adds it), a replay delivers what was set aside.
+    api = pyairtable.Api(emulator.api_key, endpoint_url=emulator.url)
+    api.table(BASE_ID, CLIENTS).create({"Client ID": "probe", "Status": "No Leads To Score"}, typecast=True)
+    result = replay(
+        emulator.api_key,
+        BASE_ID,
+        journal_path=sink.journal_path,
+        endpoint_url=emulator.url,
+        timeout=30,
+        retry_undeliverable=True,
+        rate_limit_penalty=PENALTY,  # the probe above did not go through jobtrace's throttle
+    )
+    assert (result.delivered, result.remaining, result.undeliverable) == (1, 0, 0)
+    assert fields_by_client(emulator)["client-007"]["Status"] == "No Leads To Score"
+    assert len(emulator.records(BASE_ID, CLIENTS)) == 13  # the 12 and the probe
 
 
 def test_two_sinks_writing_the_same_run_leave_one_record_each(
