@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -548,3 +549,76 @@ def test_with_client_run_and_async_with_client_run_track_the_client(sink: Memory
 def test_tracked_job_rejects_an_empty_job_type() -> None:
     with pytest.raises(jobtrace.InvalidValueError):
         jobtrace.tracked_job("")
+
+
+def test_a_generator_dropped_without_close_is_cancelled(sink: MemorySink) -> None:
+    @jobtrace.tracked_job("post-scoring")
+    def job() -> Iterator[int]:
+        yield from range(10)
+
+    gen = job()
+    next(gen)
+    del gen  # CPython closes it as soon as the last reference goes
+    gc.collect()
+    assert only(sink.job_records())["Status"] == "Cancelled"
+
+
+def test_an_async_generator_abandoned_mid_way_is_cancelled_when_its_loop_closes_it(sink: MemorySink) -> None:
+    @jobtrace.tracked_job("post-scoring")
+    async def job() -> AsyncIterator[int]:
+        for i in range(10):
+            yield i
+
+    async def consume() -> None:
+        async for i in job():
+            if i == 2:
+                break
+
+    asyncio.run(consume())  # asyncio.run finalises the abandoned async generator
+    assert only(sink.job_records())["Status"] == "Cancelled"
+
+
+def test_two_interleaved_generators_of_one_decorated_function_are_two_runs(sink: MemorySink) -> None:
+    @jobtrace.tracked_job("post-scoring")
+    def job(n: int) -> Iterator[str | None]:
+        for _ in range(n):
+            yield jobtrace.current_run_id()
+
+    first, second = job(3), job(2)
+    seen = [next(first), next(second), next(first), next(second), next(first)]
+    assert list(second) == [] and list(first) == []
+    assert seen[0] == seen[2] == seen[4]
+    assert seen[1] == seen[3]
+    assert seen[0] != seen[1]
+    assert [r["Status"] for r in sink.job_records()] == ["Completed", "Completed"]
+
+
+async def test_two_interleaved_async_generators_of_one_decorated_function_are_two_runs(sink: MemorySink) -> None:
+    @jobtrace.tracked_job("post-scoring")
+    async def job(n: int) -> AsyncIterator[str | None]:
+        for _ in range(n):
+            await asyncio.sleep(0)
+            yield jobtrace.current_run_id()
+
+    first, second = job(3), job(2)
+    seen = [await first.__anext__(), await second.__anext__(), await first.__anext__(), await second.__anext__()]
+    assert [i async for i in second] == []
+    assert len([i async for i in first]) == 1
+    assert seen[0] == seen[2] != seen[1] == seen[3]
+    assert [r["Status"] for r in sink.job_records()] == ["Completed", "Completed"]
+
+
+def test_a_client_run_open_across_a_yield_is_invisible_to_the_consumer(sink: MemorySink) -> None:
+    @jobtrace.tracked_job("post-scoring")
+    def job() -> Iterator[str | None]:
+        with jobtrace.client_run("acme"):
+            yield jobtrace.current_client_id()
+            jobtrace.incr(posts_processed=1)
+            yield jobtrace.current_client_id()
+
+    consumer_saw = []
+    for inside in job():
+        assert inside == "acme"
+        consumer_saw.append(jobtrace.current_client_id())
+    assert consumer_saw == [None, None]
+    assert only(sink.client_records())["Posts Processed"] == 1
