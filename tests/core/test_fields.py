@@ -337,3 +337,23 @@ def test_a_schema_mapping_a_role_to_a_computed_field_fails_at_configuration() ->
 
 def test_the_default_schema_can_be_read_from_the_reference_base_file() -> None:
     assert Schema.from_metadata(FIXTURE) == Schema.default()
+
+
+def test_module_level_verbs_act_on_the_current_client_run_else_the_job(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring"):
+        jobtrace.incr(token_usage=7)
+        jobtrace.update(progress="job progress")
+        jobtrace.note("job note")
+        with jobtrace.client_run("acme"):
+            jobtrace.incr(posts_processed=2)
+            jobtrace.update(progress="client progress")
+            jobtrace.note("client note")
+        jobtrace.incr(token_usage=1)
+    client = only(sink.client_records())
+    assert (client["Posts Processed"], client["Progress"]) == (2, "client progress")
+    assert client["System Notes"].endswith("client note")
+    job = only(sink.job_records())
+    assert job["Progress"] == "job progress"
+    assert job["System Notes"].endswith("job note")
+    assert job["Token Usage"] == 8
+    assert job["Posts Processed"] == 2  # rolled up from the client
