@@ -149,6 +149,8 @@ class _Run:
 
     def incr(self, **amounts: float) -> None:
         """Add to counters, e.g. ``incr(posts_processed=1, token_usage=1500)``."""
+        if not amounts:
+            return
         lookup = self._table._counter_lookup
         resolved = []
         for key, amount in amounts.items():
@@ -200,8 +202,9 @@ class _Run:
                     note = str(value)
                 continue
             value = table.check_value(spec, value)
-            if spec.type in NUMBER_TYPES and value is not None:
-                counters[spec.name] = value  # type: ignore[assignment]
+            if spec.type in NUMBER_TYPES:
+                # None clears the field; the counter then starts again from 0.
+                counters[spec.name] = 0 if value is None else value  # type: ignore[assignment]
             delta[spec.name] = value
         with self._lock:
             if status is not None and status != Status.RUNNING:
@@ -287,8 +290,12 @@ class _Run:
     def _start_fields(self, resumed: bool) -> dict[str, Any]:
         names = self._table.names
         fields: dict[str, Any] = {names.status: Status.RUNNING}
-        if names.end_time is not None and resumed:
-            fields[names.end_time] = None  # never an End Time while Running
+        if resumed:
+            # Never an End Time while Running, and no error left over from an earlier attempt.
+            if names.end_time is not None:
+                fields[names.end_time] = None
+            if names.errors is not None:
+                fields[names.errors] = None
         if names.start_time is not None and not resumed:
             fields[names.start_time] = utc_iso()
         return fields
