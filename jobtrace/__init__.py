@@ -16,7 +16,7 @@ private machinery.
 
 from __future__ import annotations
 
-from . import sinks
+from . import sinks, tracking
 from .changes import Change
 from .context import current_client_id, current_run_id
 from .errors import (
@@ -80,5 +80,6 @@ __all__ = [
     "shutdown",
     "sinks",
     "tracked_job",
+    "tracking",
     "update",
 ]

@@ -106,7 +106,8 @@ def _current_parent() -> ParentRun | None:
         return ParentRun(client.run.run_id, client.run.client_id)
     job = job_scope.get()
     if job is not None:
-        return ParentRun(job.run.run_id, getattr(job.run, "parent_client_id", None))
+        # A client run handed to this process travels on to its own children.
+        return ParentRun(job.run.run_id, job.handed_client)
     return None
 
 

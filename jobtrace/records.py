@@ -149,6 +149,8 @@ class _Run:
 
     def incr(self, **amounts: float) -> None:
         """Add to counters, e.g. ``incr(posts_processed=1, token_usage=1500)``."""
+        if not amounts:
+            return
         lookup = self._table._counter_lookup
         resolved = []
         for key, amount in amounts.items():
@@ -200,8 +202,9 @@ class _Run:
                     note = str(value)
                 continue
             value = table.check_value(spec, value)
-            if spec.type in NUMBER_TYPES and value is not None:
-                counters[spec.name] = value  # type: ignore[assignment]
+            if spec.type in NUMBER_TYPES:
+                # None clears the field; the counter then starts again from 0.
+                counters[spec.name] = 0 if value is None else value  # type: ignore[assignment]
             delta[spec.name] = value
         with self._lock:
             if status is not None and status != Status.RUNNING:
@@ -287,8 +290,12 @@ class _Run:
     def _start_fields(self, resumed: bool) -> dict[str, Any]:
         names = self._table.names
         fields: dict[str, Any] = {names.status: Status.RUNNING}
-        if names.end_time is not None and resumed:
-            fields[names.end_time] = None  # never an End Time while Running
+        if resumed:
+            # Never an End Time while Running, and no error left over from an earlier attempt.
+            if names.end_time is not None:
+                fields[names.end_time] = None
+            if names.errors is not None:
+                fields[names.errors] = None
         if names.start_time is not None and not resumed:
             fields[names.start_time] = utc_iso()
         return fields
@@ -304,6 +311,8 @@ class JobRun(_Run):
     __slots__ = (
         "_contributions",
         "_dirty",
+        "_failed",
+        "_in_flight",
         "_last_client",
         "_last_rollup",
         "_rollup_names",
@@ -332,6 +341,8 @@ class JobRun(_Run):
         self._last_client: str | None = None
         self._last_rollup = 0.0
         self._dirty = False
+        self._in_flight = 0
+        self._failed = 0  # contributions that failed, kept as a count: roll-ups stay O(1) per client
         if attach is not None:
             # Continue a record as it is (the explicit API): no start, no reopening.
             self._attach(attach)
@@ -373,6 +384,8 @@ class JobRun(_Run):
             if client_id in self._contributions:
                 return
             self._contributions[client_id] = (failed, values)
+            if failed:
+                self._failed += 1
             seeded = self._counters
             for i, (name, value) in enumerate(zip(self._rollup_names, values)):
                 self._sums[i] += value
@@ -381,12 +394,21 @@ class JobRun(_Run):
                 if count is not None:
                     seeded[count] = seeded.get(count, 0) - 1
 
+    def client_started(self) -> None:
+        """A client run of this job started; :meth:`rollup` counts it out again."""
+        with self._lock:
+            self._in_flight += 1
+
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Count one finished client run into the job's roll-ups (exactly once per client)."""
         values = tuple([counters.get(name, 0) for name in self._rollup_names])
         with self._lock:
             previous = self._contributions.get(client_id)
             self._contributions[client_id] = (failed, values)
+            if previous is not None and previous[0]:
+                self._failed -= 1
+            if failed:
+                self._failed += 1
             sums = self._sums
             if previous is not None:
                 for i, v in enumerate(previous[1]):
@@ -394,8 +416,11 @@ class JobRun(_Run):
             for i, v in enumerate(values):
                 sums[i] += v
             self._last_client = client_id
+            self._in_flight -= 1
             now = time.monotonic()
-            if now - self._last_rollup >= ROLLUP_INTERVAL:
+            # Throttled while clients are in flight; once none is, the record must not
+            # lag behind (the job may go on with other work for a long time).
+            if self._in_flight <= 0 or now - self._last_rollup >= ROLLUP_INTERVAL:
                 self._last_rollup = now
                 self._dirty = False
                 self._emit(UPDATE, self._rollup_fields())
@@ -406,7 +431,7 @@ class JobRun(_Run):
         names = self._table.names
         counters = self._counters
         fields: dict[str, Any] = {}
-        failed = sum(1 for f, _ in self._contributions.values() if f)
+        failed = self._failed
         processed = len(self._contributions)
         for name, count in (
             (names.clients_processed, processed),
@@ -444,7 +469,7 @@ class JobRun(_Run):
             if self._ended:
                 return
             self._ended = True
-            failed = any(f for f, _ in self._contributions.values())
+            failed = self._failed > 0
             # A resumed run's earlier clients count too (they live in the seeded counter).
             failed_name = self._table.names.clients_failed
             failed = failed or (failed_name is not None and self._counters.get(failed_name, 0) > 0)
@@ -557,6 +582,8 @@ class ClientRun(_Run):
             fields[names.client_name] = name
         # No lock: no other thread can reach this run before __init__ returns.
         self._emit(START, fields)
+        if job is not None:
+            job.client_started()
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
         fields.update(self._key_fields)

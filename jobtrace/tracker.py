@@ -215,8 +215,21 @@ def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, A
 
 
 def diagnostics() -> dict[str, Any]:
-    """Counts worth watching: sink errors so far and the last one (never a secret)."""
-    return {"sink_errors": _sink_errors, "last_sink_error": _last_error}
+    """Counts worth watching (never a secret).
+
+    ``sink_errors`` and ``last_sink_error`` count what the sinks raised into
+    jobtrace; ``sinks`` holds each configured sink's own counts (its
+    ``diagnostics()``: for the Airtable sink, requests, 429s, retries, backlog,
+    undeliverable records).
+    """
+    config = _config
+    per_sink: list[dict[str, Any]] = []
+    for sink in config.sinks if config is not None else ():
+        try:
+            per_sink.append({"sink": type(sink).__name__, **sink.diagnostics()})
+        except Exception as exc:  # a broken sink must not break the caller's health check
+            per_sink.append({"sink": type(sink).__name__, "error": f"{type(exc).__name__}: {exc}"})
+    return {"sink_errors": _sink_errors, "last_sink_error": _last_error, "sinks": per_sink}
 
 
 def _flush_at_exit() -> None:

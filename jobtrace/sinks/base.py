@@ -15,7 +15,7 @@ A sink has four verbs, called by jobtrace (never by the instrumented job):
 ``close(timeout)``
     Flush, then release resources. Writes after close are errors.
 
-And one optional verb, used only when a run is resumed:
+And two optional verbs:
 
 ``read(kind, run_id, client_id)``
     The record's current fields (Airtable names), or None if the sink cannot
@@ -58,3 +58,7 @@ class Sink(abc.ABC):
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
         """The current fields of a record, or None when unknown or not supported."""
         return None
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The sink's own counts for ``jobtrace.diagnostics()`` (nothing secret); empty by default."""
+        return {}

@@ -87,6 +87,10 @@ def test_200_clients_give_one_record_each_in_far_fewer_requests_than_updates_and
     print(f"\n200 clients: {changes} changes -> {len(writes)} write requests ({len(requests)} requests in all)")
     assert len(writes) < changes / 5
     assert tracked.diagnostics()["rate_limited"] == 0
+    (airtable_counts,) = jobtrace.diagnostics()["sinks"]
+    assert airtable_counts["sink"] == "AirtableSink"
+    assert airtable_counts["requests"] >= len(writes)
+    assert airtable_counts["backlog"] == 0
 
 
 @pytest.mark.parametrize(

@@ -165,3 +165,35 @@ def test_coalescing_keeps_the_terminal_status_under_later_updates(tmp_path: Path
         "Posts Processed": 2,
         "Progress": "2/2",
     }
+
+
+EXITING_JOB = textwrap.dedent(
+    """
+    import jobtrace
+
+    jobtrace.configure_from_env()
+    with jobtrace.tracked_job("exits-without-flush"):
+        for i in range(10):
+            with jobtrace.client_run(f"client-{i}") as client:
+                client.incr(posts_processed=i + 1)
+    # no flush: jobtrace closes its sinks at interpreter exit
+    """
+)
+
+
+def test_a_process_that_exits_without_flushing_still_delivers_everything(
+    emulator: AirtableEmulator, journal_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "AIRTABLE_API_KEY": emulator.api_key,
+        "AIRTABLE_BASE_ID": BASE_ID,
+        "AIRTABLE_ENDPOINT_URL": emulator.url,
+        "JOBTRACE_JOURNAL": str(journal_path),
+    }
+    subprocess.run([sys.executable, "-c", EXITING_JOB], env=env, check=True, timeout=60)
+    assert [r["fields"]["Status"] for r in emulator.records(BASE_ID, JOBS)] == ["Completed"]
+    records = fields_by_client(emulator)
+    assert {c: r["Posts Processed"] for c, r in records.items()} == {f"client-{i}": i + 1 for i in range(10)}
+    assert Journal(journal_path).counts(BASE_ID) == (0, 0)

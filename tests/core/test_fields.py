@@ -337,3 +337,54 @@ def test_a_schema_mapping_a_role_to_a_computed_field_fails_at_configuration() ->
 
 def test_the_default_schema_can_be_read_from_the_reference_base_file() -> None:
     assert Schema.from_metadata(FIXTURE) == Schema.default()
+
+
+def test_module_level_verbs_act_on_the_current_client_run_else_the_job(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring"):
+        jobtrace.incr(token_usage=7)
+        jobtrace.update(progress="job progress")
+        jobtrace.note("job note")
+        with jobtrace.client_run("acme"):
+            jobtrace.incr(posts_processed=2)
+            jobtrace.update(progress="client progress")
+            jobtrace.note("client note")
+        jobtrace.incr(token_usage=1)
+    client = only(sink.client_records())
+    assert (client["Posts Processed"], client["Progress"]) == (2, "client progress")
+    assert client["System Notes"].endswith("client note")
+    job = only(sink.job_records())
+    assert job["Progress"] == "job progress"
+    assert job["System Notes"].endswith("job note")
+    assert job["Token Usage"] == 8
+    assert job["Posts Processed"] == 2  # rolled up from the client
+
+
+def test_clearing_a_counter_restarts_it_from_zero(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring") as job, jobtrace.client_run("acme") as client:
+        client.incr(posts_processed=5)
+        client.update(posts_processed=None)
+        assert "Posts Processed" not in (sink.client_record(job.run_id, "acme") or {})
+        client.incr(posts_processed=2)
+    record = sink.client_record(job.run_id, "acme")
+    assert record is not None and record["Posts Processed"] == 2
+
+
+def test_incr_with_no_counters_writes_nothing(recorder: RecordingSink) -> None:
+    with jobtrace.tracked_job("post-scoring"), jobtrace.client_run("acme") as client:
+        before = len(recorder.changes)
+        client.incr()
+        assert len(recorder.changes) == before
+
+
+def test_a_retried_client_does_not_keep_the_error_of_its_failed_attempt(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring") as job:
+        with pytest.raises(RuntimeError), jobtrace.client_run("acme"):
+            raise RuntimeError("scoring API down")
+        assert sink.client_record(job.run_id, "acme")["Errors"] == "RuntimeError: scoring API down"  # type: ignore[index]
+        with jobtrace.client_run("acme"):
+            pass
+    record = sink.client_record(job.run_id, "acme")
+    assert record is not None
+    assert record["Status"] == "Completed"
+    assert "Errors" not in record
+    assert "Failed: RuntimeError: scoring API down" in record["System Notes"]

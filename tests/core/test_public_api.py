@@ -48,6 +48,7 @@ EXPECTED_ALL = [
     "shutdown",
     "sinks",
     "tracked_job",
+    "tracking",
     "update",
 ]
 

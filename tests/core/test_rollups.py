@@ -140,3 +140,28 @@ def test_fractional_counters_sum(sink: MemorySink) -> None:
         client.incr(apify_api_costs=0.25)
         client.incr(apify_api_costs=0.5)
     assert only(sink.client_records())["Apify API Costs"] == 0.75
+
+
+def test_once_no_client_run_is_in_flight_the_job_record_shows_every_finished_client(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring") as job:
+        for client_id in ("acme", "globex", "initech"):
+            with jobtrace.client_run(client_id) as client:
+                client.incr(posts_processed=1)
+        # The job goes on with other work: its record must not lag behind its clients.
+        mid = sink.job_record(job.run_id)
+        assert mid is not None
+        assert mid["Status"] == "Running"
+        assert (mid["Clients Processed"], mid["Posts Processed"], mid["Last Client Processed"]) == (3, 3, "initech")
+
+
+async def test_once_concurrent_client_runs_are_all_done_the_job_record_shows_them_all(sink: MemorySink) -> None:
+    async def work(client_id: str) -> None:
+        async with jobtrace.client_run(client_id) as client:
+            await asyncio.sleep(0)
+            client.incr(token_usage=5)
+
+    async with jobtrace.tracked_job("post-scoring") as job:
+        await asyncio.gather(*(work(f"c{i}") for i in range(50)))
+        mid = sink.job_record(job.run_id)
+        assert mid is not None
+        assert (mid["Clients Processed"], mid["Token Usage"]) == (50, 250)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -28,6 +31,16 @@ def test_generated_run_id_is_utc_by_default() -> None:
     # Earlier calls in this process may have pushed the next free second forward, never backward.
     assert parsed.timestamp >= before
     assert parsed.timestamp.utcoffset() == timedelta(0)
+
+
+def test_generated_run_id_is_utc_even_when_local_time_is_not() -> None:
+    # A fresh process (no IDs issued yet) whose local time is UTC+9.
+    code = "import jobtrace; print(jobtrace.generate_run_id())"
+    env = {**os.environ, "TZ": "Asia/Tokyo"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    generated = jobtrace.parse_run_id(out.stdout.strip()).timestamp
+    # Hours apart if it were local time; the hour is enough to tell (not a timing assertion).
+    assert abs(generated - datetime.now(timezone.utc)) < timedelta(hours=1)
 
 
 def test_generate_run_id_formats_the_given_now() -> None:

@@ -104,3 +104,10 @@ def test_malformed_carrier_raises_a_clear_value_error(carrier: dict[str, object]
         jobtrace.extract(carrier)
     assert isinstance(info.value, ValueError)
     assert "run ID" in str(info.value) or "client ID" in str(info.value)
+
+
+def test_a_handed_over_client_travels_on_to_the_next_hop() -> None:
+    with jobtrace.extract({"jobtrace-run-id": "251005-210247", "jobtrace-client-id": "acme"}):
+        assert jobtrace.child_env() == {"JOBTRACE_RUN_ID": "251005-210247", "JOBTRACE_CLIENT_ID": "acme"}
+        with jobtrace.tracked_job("nested"):
+            assert jobtrace.inject({}) == {"jobtrace-run-id": "251005-210247", "jobtrace-client-id": "acme"}

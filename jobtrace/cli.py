@@ -1,0 +1,502 @@
+"""The ``jobtrace`` command: look at runs in Airtable, check the base, replay the journal, serve an emulator.
+
+::
+
+    jobtrace runs [--status S] [--job-type T] [--since 2d] [--limit N] [--json]
+    jobtrace show RUN_ID [--json]
+    jobtrace check
+    jobtrace replay [--journal PATH] [--timeout S] [--retry-undeliverable]
+    jobtrace emulator [--port N] [--base APP_ID=SCHEMA.json] ...
+
+Configuration comes from the environment, as for the Airtable sink:
+``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID`` and optionally
+``AIRTABLE_ENDPOINT_URL`` (e.g. the emulator) and ``JOBTRACE_JOURNAL``.
+A user mistake (no configuration, an unknown or malformed run ID, a bad
+``--since``) is one line on stderr and exit status 1 (2 for usage errors),
+never a traceback. The API key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, NoReturn, TextIO
+
+from .errors import JobtraceError
+from .run_ids import parse_run_id, validate_job_run_id
+from .schema import Schema
+
+__all__ = ["main"]
+
+_SINCE = re.compile(r"\s*(\d+)\s*([smhdw])\s*")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: Airtable refuses a base for 30 seconds after its rate limit was exceeded.
+RATE_LIMIT_PENALTY = 30.0
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit status 1."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment configures. ``repr`` never shows the key."""
+
+    api_key: str
+    base_id: str
+    endpoint_url: str | None
+
+    def __repr__(self) -> str:
+        return f"Settings(base_id={self.base_id!r}, endpoint_url={self.endpoint_url!r})"
+
+
+def _settings(env: Mapping[str, str]) -> Settings:
+    api_key = env.get("AIRTABLE_API_KEY", "").strip()
+    base_id = env.get("AIRTABLE_BASE_ID", "").strip()
+    missing = [name for name, value in (("AIRTABLE_API_KEY", api_key), ("AIRTABLE_BASE_ID", base_id)) if not value]
+    if missing:
+        raise UserError(f"not configured: set {' and '.join(missing)} (and AIRTABLE_ENDPOINT_URL for the emulator)")
+    if not re.fullmatch(r"app[A-Za-z0-9]{14}", base_id):
+        raise UserError(f"AIRTABLE_BASE_ID {base_id!r} is not a base ID (expected 'app' + 14 letters and digits)")
+    return Settings(api_key, base_id, env.get("AIRTABLE_ENDPOINT_URL", "").strip() or None)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``30m``, ``12h``, ``2d``, ``1w`` -> the UTC time that long ago; else ``UserError``."""
+    match = _SINCE.fullmatch(text)
+    if match is None:
+        raise UserError(f"--since expects a duration like 30m, 12h, 2d or 1w (s, m, h, d, w), got {text!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    now = now or datetime.now(timezone.utc)
+    try:
+        return now - timedelta(**{_UNITS[unit]: amount})
+    except OverflowError:
+        raise UserError(f"--since {text!r} reaches back before year 1") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+# -- talking to Airtable -------------------------------------------------------------------
+
+
+def _tables(settings: Settings, schema: Schema) -> tuple[Any, Any]:
+    from .sinks.airtable import make_api
+
+    api = make_api(settings.api_key, settings.endpoint_url)
+    return api.table(settings.base_id, schema.job.name), api.table(settings.base_id, schema.client.name)
+
+
+def _call(settings: Settings, fn: Callable[[], Any]) -> Any:
+    """Make one request under the base's rate limit (shared with any sink in this process); one retry after a 429."""
+    import requests
+
+    from .sinks.airtable import DEFAULT_ENDPOINT
+    from .sinks.airtable.throttle import throttle_for
+
+    throttle = throttle_for(settings.endpoint_url or DEFAULT_ENDPOINT, settings.base_id)
+    for attempt in range(2):
+        slot = throttle.acquire(timeout=RATE_LIMIT_PENALTY + 5.0)
+        try:
+            return fn()
+        except requests.HTTPError as exc:
+            limited = exc.response is not None and exc.response.status_code == 429
+            if attempt or not limited:
+                raise
+            print(f"jobtrace: Airtable's rate limit was hit; waiting {RATE_LIMIT_PENALTY:.0f} s", file=sys.stderr)
+            throttle.penalize(RATE_LIMIT_PENALTY)
+        finally:
+            if slot is not None:
+                throttle.done(slot)
+    raise AssertionError("unreachable")
+
+
+def _airtable_error(exc: Exception, settings: Settings) -> UserError | None:
+    """A one-line explanation of a pyairtable/requests failure (never the key), or None if it is not one."""
+    import requests
+
+    where = settings.endpoint_url or "https://api.airtable.com"
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        if status == 401:
+            return UserError("Airtable refused the API key (401): check AIRTABLE_API_KEY")
+        if status in (403, 404):
+            return UserError(
+                f"Airtable answered {status} for base {settings.base_id}: check AIRTABLE_BASE_ID and that the "
+                f"token has access to the base (run 'jobtrace check')"
+            )
+        if status == 422:
+            return UserError(
+                "Airtable rejected the query (422): the base may not fit the mapping; run 'jobtrace check'"
+            )
+        return UserError(f"Airtable answered HTTP {status} for base {settings.base_id}")
+    if isinstance(exc, requests.RequestException):
+        return UserError(f"cannot reach Airtable at {where}: {type(exc).__name__}")
+    return None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def _duration(fields: Mapping[str, Any], start: str | None, end: str | None, now: datetime) -> str:
+    started = _parse_time(fields.get(start)) if start else None
+    if started is None:
+        return ""
+    ended = _parse_time(fields.get(end)) if end else None
+    seconds = int(((ended or now) - started).total_seconds())
+    text = _human(max(seconds, 0))
+    return text if ended is not None else f"{text}+"
+
+
+def _human(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+def cmd_runs(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from pyairtable import formulas
+
+    settings = _settings(env)
+    schema = Schema.default()
+    names = schema.job.names
+    since = parse_since(args.since) if args.since is not None else None
+    conditions: list[formulas.Formula] = []
+    match: dict[str, Any] = {}
+    if args.status is not None:
+        try:
+            match[names.status] = schema.job.normalize_status(args.status)
+        except JobtraceError as exc:
+            raise UserError(f"--status: {exc}") from None
+    if args.job_type is not None:
+        if names.job_type is None:
+            raise UserError(f"table {schema.job.name!r} has no job type field to filter on")
+        match[names.job_type] = args.job_type
+    if match:
+        conditions.append(formulas.match(match))
+    if since is not None:
+        if names.start_time is None:
+            raise UserError(f"table {schema.job.name!r} has no start time field to filter on")
+        conditions.append(formulas.GTE(formulas.Field(names.start_time), since))
+    options: dict[str, Any] = {"max_records": args.limit}
+    if conditions:
+        options["formula"] = formulas.AND(*conditions) if len(conditions) > 1 else conditions[0]
+    # Newest first; runs started in the same millisecond by their run IDs (unique, increasing per process).
+    options["sort"] = [f"-{names.start_time}", f"-{names.run_id}"] if names.start_time else [f"-{names.run_id}"]
+    jobs, _ = _tables(settings, schema)
+    try:
+        records = _call(settings, lambda: jobs.all(**options))
+    except Exception as exc:
+        raise _airtable_error(exc, settings) or exc from None
+    fields = [r["fields"] for r in records]
+    if args.json:
+        json.dump(fields, out, indent=2, sort_keys=True)
+        print(file=out)
+        return 0
+    if not fields:
+        print("no job runs found", file=out)
+        return 0
+    now = datetime.now(timezone.utc)
+    counters = [n for n in schema.rollup_counters if any(n in f for f in fields)]
+    columns: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
+        ("Run ID", lambda f: f.get(names.run_id)),
+        ("Job Type", lambda f: f.get(names.job_type or "")),
+        ("Status", lambda f: f.get(names.status)),
+        ("Start Time", lambda f: f.get(names.start_time or "")),
+        ("Elapsed", lambda f: _duration(f, names.start_time, names.end_time, now)),
+        ("Clients", lambda f: _clients_cell(f, names.clients_processed, names.clients_failed)),
+    ]
+    columns += [(name, _getter(name)) for name in counters]
+    rows = [[title for title, _ in columns]]
+    rows += [[_cell(get(f)) for _, get in columns] for f in fields]
+    _table(rows, out)
+    return 0
+
+
+def _getter(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda fields: fields.get(name)
+
+
+def _clients_cell(fields: Mapping[str, Any], processed: str | None, failed: str | None) -> str:
+    done = fields.get(processed) if processed else None
+    if done is None:
+        return ""
+    bad = fields.get(failed) if failed else None
+    return f"{_cell(done)} ({_cell(bad)} failed)" if bad else _cell(done)
+
+
+def cmd_show(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from pyairtable import formulas
+
+    try:
+        parsed = parse_run_id(args.run_id)
+    except JobtraceError as exc:
+        raise UserError(str(exc)) from None
+    if parsed.client_id is not None:
+        raise UserError(
+            f"{args.run_id!r} is a client run ID; show takes the job run ID {parsed.run_id!r} "
+            f"(its client runs are listed with it)"
+        )
+    run_id = validate_job_run_id(args.run_id)
+    settings = _settings(env)
+    schema = Schema.default()
+    jobs, clients = _tables(settings, schema)
+    job_names, client_names = schema.job.names, schema.client.names
+    prefix = f"{run_id}-"
+    try:
+        job = _call(settings, lambda: jobs.first(formula=formulas.match({job_names.run_id: run_id})))
+        client_options: dict[str, Any] = {
+            "formula": formulas.EQ(formulas.LEFT(formulas.Field(client_names.run_id), len(prefix)), prefix)
+        }
+        if client_names.start_time is not None:
+            client_options["sort"] = [client_names.start_time]
+        client_records = _call(settings, lambda: clients.all(**client_options))
+    except Exception as exc:
+        raise _airtable_error(exc, settings) or exc from None
+    if job is None and not client_records:
+        raise UserError(f"no run {run_id} in base {settings.base_id}")
+    job_fields = job["fields"] if job is not None else None
+    client_fields = [r["fields"] for r in client_records]
+    if args.json:
+        json.dump({"job": job_fields, "clients": client_fields}, out, indent=2, sort_keys=True)
+        print(file=out)
+        return 0
+    now = datetime.now(timezone.utc)
+    if job_fields is None:
+        print(f"Job run {run_id}: no job record (client runs only)", file=out)
+    else:
+        print(f"Job run {run_id}", file=out)
+        duration = _duration(job_fields, job_names.start_time, job_names.end_time, now)
+        # "Elapsed": measured here from Start/End Time; the base may have its own Duration formula.
+        shown = {**job_fields, "Elapsed": duration} if duration else dict(job_fields)
+        width = max(len(k) for k in shown)
+        for key in _field_order(schema.job.fields, shown):
+            value = shown[key]
+            if key == job_names.notes and isinstance(value, str):
+                lines = value.splitlines() or [""]
+                print(f"  {key.ljust(width)}  {lines[0]}", file=out)
+                for line in lines[1:]:
+                    print(f"  {''.ljust(width)}  {line}", file=out)
+            else:
+                print(f"  {key.ljust(width)}  {_cell(value)}", file=out)
+    print(file=out)
+    if not client_fields:
+        print("No client runs.", file=out)
+        return 0
+    print(f"Client runs ({len(client_fields)})", file=out)
+    counters = [
+        n
+        for n in sorted(schema.client.number_fields, key=list(schema.client.fields).index)
+        if any(f.get(n) for f in client_fields)
+    ]
+    rows = [["Client ID", "Status", "Start Time", "Elapsed", *counters, "Errors"]]
+    for f in client_fields:
+        rows.append(
+            [
+                _cell(f.get(client_names.client_id or "")),
+                _cell(f.get(client_names.status)),
+                _cell(f.get(client_names.start_time or "")),
+                _duration(f, client_names.start_time, client_names.end_time, now),
+                *(_cell(f.get(n)) for n in counters),
+                _cell(f.get(client_names.errors or "")),
+            ]
+        )
+    _table(rows, out)
+    return 0
+
+
+def _field_order(fields: Mapping[str, Any], shown: Mapping[str, Any]) -> list[str]:
+    order = {name: i for i, name in enumerate(fields)}
+    return sorted(shown, key=lambda k: (order.get(k, len(order)), k))
+
+
+def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from .sinks.airtable import check_base, make_api
+
+    settings = _settings(env)
+    schema = Schema.default()
+    where = settings.endpoint_url or "https://api.airtable.com"
+    print(f"base {settings.base_id} at {where}", file=out)
+    api = make_api(settings.api_key, settings.endpoint_url)
+    problems: list[Any] = _call(settings, lambda: check_base(api, settings.base_id, schema))
+    errors = [p for p in problems if p.severity == "error"]
+    for problem in problems:
+        print(f"{problem.severity}: {problem}", file=out)
+    if errors:
+        print(f"{len(errors)} error(s): the Airtable sink will refuse this base until they are fixed", file=out)
+        return 1
+    if any(p.message.startswith("could not read the schema") for p in problems):
+        print("not checked: Airtable could not be reached", file=out)
+        return 1
+    if problems:
+        print("usable, with warnings", file=out)
+    else:
+        print(f"ok: tables {schema.job.name!r} and {schema.client.name!r} fit the field mapping", file=out)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from .sinks.airtable import replay
+    from .sinks.airtable.journal import default_journal_path
+
+    settings = _settings(env)
+    journal = args.journal or env.get("JOBTRACE_JOURNAL") or str(default_journal_path())
+    if not os.path.exists(journal):
+        print(f"nothing to replay: no journal at {journal}", file=out)
+        return 0
+    result = replay(
+        settings.api_key,
+        settings.base_id,
+        journal_path=journal,
+        endpoint_url=settings.endpoint_url,
+        timeout=args.timeout,
+        retry_undeliverable=args.retry_undeliverable,
+    )
+    print(f"replayed {journal} to base {settings.base_id}: {result}", file=out)
+    if not result.ok:
+        print(
+            f"{result.remaining} record(s) not delivered: they stay in the journal; run 'jobtrace replay' again",
+            file=out,
+        )
+        return 1
+    if result.undeliverable:
+        print(
+            f"{result.undeliverable} record(s) were refused by Airtable: fix the base ('jobtrace check'), then "
+            f"run 'jobtrace replay --retry-undeliverable'",
+            file=out,
+        )
+    return 0
+
+
+# -- the parser and main ------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (plus the usage), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``jobtrace`` argument parser, with ``--help`` on every subcommand."""
+    parser = _Parser(
+        prog="jobtrace",
+        description="Look at jobtrace runs in Airtable, check the base, replay the journal, serve an emulator. "
+        "Configuration: AIRTABLE_API_KEY, AIRTABLE_BASE_ID, AIRTABLE_ENDPOINT_URL (optional), JOBTRACE_JOURNAL.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    runs = sub.add_parser(
+        "runs", help="recent job runs, newest first", description="List recent job runs, newest first."
+    )
+    runs.add_argument("--status", help="only runs with this status (e.g. running, failed)")
+    runs.add_argument("--job-type", help="only runs of this job type")
+    runs.add_argument("--since", help="only runs started within this long: 30m, 12h, 2d, 1w")
+    runs.add_argument("--limit", type=_positive, default=20, help="at most this many runs (default 20)")
+    runs.add_argument("--json", action="store_true", help="print the records' fields as JSON")
+    runs.set_defaults(handler=cmd_runs)
+
+    show = sub.add_parser(
+        "show", help="one run: its job record and client runs", description="Show a job run and its client runs."
+    )
+    show.add_argument("run_id", metavar="RUN_ID", help="the job run ID, YYMMDD-HHMMSS")
+    show.add_argument("--json", action="store_true", help="print the records' fields as JSON")
+    show.set_defaults(handler=cmd_show)
+
+    check = sub.add_parser(
+        "check",
+        help="check the configuration and the base against the field mapping",
+        description="Check the configuration and the base's schema against jobtrace's field mapping; "
+        "print what is wrong and how to fix it. Exit status 1 when the sink would refuse the base.",
+    )
+    check.set_defaults(handler=cmd_check)
+
+    rep = sub.add_parser(
+        "replay",
+        help="deliver what the journal holds",
+        description="Deliver the changes earlier processes could not deliver (the journal) to the base.",
+    )
+    rep.add_argument("--journal", help="the journal file (default: $JOBTRACE_JOURNAL or the user's state directory)")
+    rep.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)")
+    rep.add_argument(
+        "--retry-undeliverable", action="store_true", help="also resend what Airtable refused before (after a fix)"
+    )
+    rep.set_defaults(handler=cmd_replay)
+
+    from .testing.emulator import cli as emulator_cli
+
+    emu = emulator_cli.add_parser(sub)
+    emu.set_defaults(handler=_run_emulator)
+    return parser
+
+
+def _run_emulator(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from .testing.emulator import cli as emulator_cli
+
+    return emulator_cli.run(args)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run the ``jobtrace`` command; return the exit status."""
+    args = build_parser().parse_args(argv)
+    environ = os.environ if env is None else env
+    try:
+        code: int = args.handler(args, environ, sys.stdout)
+    except UserError as exc:
+        print(f"jobtrace: error: {exc}", file=sys.stderr)
+        return 1
+    except JobtraceError as exc:
+        print(f"jobtrace: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
