@@ -56,6 +56,7 @@ FAILED_STATUSES: Final = frozenset({Status.FAILED, Status.CANCELLED, Status.INTE
 _iso_cache: tuple[int, str] = (-1, "")
 _MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
 _time = time.time
+_monotonic = time.monotonic
 # Building a Change through tuple.__new__ skips NamedTuple's Python-level __new__: same object, one frame less.
 _new_change = tuple.__new__
 
@@ -403,27 +404,28 @@ class JobRun(_Run):
         """Count one finished client run into the job's roll-ups (exactly once per client)."""
         values = tuple([counters.get(name, 0) for name in self._rollup_names])
         with self._lock:
-            previous = self._contributions.get(client_id)
-            self._contributions[client_id] = (failed, values)
-            if previous is not None and previous[0]:
-                self._failed -= 1
-            if failed:
-                self._failed += 1
+            contributions = self._contributions
+            previous = contributions.get(client_id)
+            contributions[client_id] = (failed, values)
             sums = self._sums
             if previous is not None:
+                if previous[0]:
+                    self._failed -= 1
                 for i, v in enumerate(previous[1]):
                     sums[i] -= v
+            if failed:
+                self._failed += 1
             for i, v in enumerate(values):
                 sums[i] += v
             self._last_client = client_id
             self._in_flight -= 1
-            now = time.monotonic()
+            now = _monotonic()
             # Throttled while clients are in flight; once none is, the record must not
             # lag behind (the job may go on with other work for a long time).
             if self._in_flight <= 0 or now - self._last_rollup >= ROLLUP_INTERVAL:
                 self._last_rollup = now
                 self._dirty = False
-                self._emit(UPDATE, self._rollup_fields())
+                _Run._emit(self, UPDATE, self._rollup_fields())  # JobRun._emit would only re-check _dirty
             else:
                 self._dirty = True
 
@@ -433,13 +435,15 @@ class JobRun(_Run):
         fields: dict[str, Any] = {}
         failed = self._failed
         processed = len(self._contributions)
-        for name, count in (
-            (names.clients_processed, processed),
-            (names.clients_succeeded, processed - failed),
-            (names.clients_failed, failed),
-        ):
-            if name is not None:
-                fields[name] = counters.get(name, 0) + count
+        name = names.clients_processed
+        if name is not None:
+            fields[name] = counters.get(name, 0) + processed
+        name = names.clients_succeeded
+        if name is not None:
+            fields[name] = counters.get(name, 0) + processed - failed
+        name = names.clients_failed
+        if name is not None:
+            fields[name] = counters.get(name, 0) + failed
         if names.last_client_processed is not None and self._last_client is not None:
             fields[names.last_client_processed] = self._last_client
         for name, total in zip(self._rollup_names, self._sums):
