@@ -495,6 +495,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`jobtrace show ... | head`): not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

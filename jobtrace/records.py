@@ -11,6 +11,7 @@ the mutation and the hand-off to the sinks, never across user code.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -107,6 +108,52 @@ def _append_note(notes: str, text: str) -> str:
     if 0 <= newline < len(body) - 1:
         body = body[newline + 1 :]
     return _TRIM_MARKER + body
+
+
+class _RollupRefresher:
+    """Sends job roll-ups the throttle held back, about once a second, from a daemon thread.
+
+    Without it a job that goes on with other work after its last client run
+    would show stale roll-ups until it ends. The thread starts on first use and
+    only wakes while some job has roll-ups waiting; the hot path only adds a job
+    to the waiting set, once per throttle interval.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting: dict[int, JobRun] = {}
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, job: JobRun) -> None:
+        with self._cond:
+            self._waiting[id(job)] = job
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="jobtrace-rollups", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def refresh_all(self) -> None:
+        """Send every held-back roll-up now (``jobtrace.flush()`` calls this first)."""
+        with self._cond:
+            jobs = list(self._waiting.values())
+            self._waiting.clear()
+        for job in jobs:
+            job.refresh_rollups()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+            time.sleep(ROLLUP_INTERVAL)
+            try:
+                self.refresh_all()
+            except Exception:  # a strict sink raising here has no caller to reach
+                logging.getLogger("jobtrace").exception("jobtrace: refreshing job roll-ups failed")
+
+
+_refresher = _RollupRefresher()
+tracker.add_flush_hook(_refresher.refresh_all)
 
 
 class _Run:
@@ -313,7 +360,6 @@ class JobRun(_Run):
         "_contributions",
         "_dirty",
         "_failed",
-        "_in_flight",
         "_last_client",
         "_last_rollup",
         "_rollup_names",
@@ -342,7 +388,6 @@ class JobRun(_Run):
         self._last_client: str | None = None
         self._last_rollup = 0.0
         self._dirty = False
-        self._in_flight = 0
         self._failed = 0  # contributions that failed, kept as a count: roll-ups stay O(1) per client
         if attach is not None:
             # Continue a record as it is (the explicit API): no start, no reopening.
@@ -395,11 +440,6 @@ class JobRun(_Run):
                 if count is not None:
                     seeded[count] = seeded.get(count, 0) - 1
 
-    def client_started(self) -> None:
-        """A client run of this job started; :meth:`rollup` counts it out again."""
-        with self._lock:
-            self._in_flight += 1
-
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Count one finished client run into the job's roll-ups (exactly once per client)."""
         values = tuple([counters.get(name, 0) for name in self._rollup_names])
@@ -418,16 +458,24 @@ class JobRun(_Run):
             for i, v in enumerate(values):
                 sums[i] += v
             self._last_client = client_id
-            self._in_flight -= 1
             now = _monotonic()
-            # Throttled while clients are in flight; once none is, the record must not
-            # lag behind (the job may go on with other work for a long time).
-            if self._in_flight <= 0 or now - self._last_rollup >= ROLLUP_INTERVAL:
+            # At most one roll-up update a second; what is held back goes out with the
+            # job's next change, with the refresher's next tick, at flush or at the end.
+            if now - self._last_rollup >= ROLLUP_INTERVAL:
                 self._last_rollup = now
                 self._dirty = False
                 _Run._emit(self, UPDATE, self._rollup_fields())  # JobRun._emit would only re-check _dirty
-            else:
+            elif not self._dirty:
                 self._dirty = True
+                _refresher.schedule(self)
+
+    def refresh_rollups(self) -> None:
+        """Send the roll-ups held back by the throttle, if any (the refresher calls this)."""
+        with self._lock:
+            if self._dirty and not self._ended:
+                self._last_rollup = _monotonic()
+                self._dirty = False
+                _Run._emit(self, UPDATE, self._rollup_fields())
 
     def _rollup_fields(self) -> dict[str, Any]:
         names = self._table.names
@@ -586,8 +634,6 @@ class ClientRun(_Run):
             fields[names.client_name] = name
         # No lock: no other thread can reach this run before __init__ returns.
         self._emit(START, fields)
-        if job is not None:
-            job.client_started()
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
         fields.update(self._key_fields)

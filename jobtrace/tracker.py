@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,11 +165,21 @@ def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: 
     )
 
 
+_flush_hooks: list[Callable[[], None]] = []
+
+
+def add_flush_hook(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at the start of every :func:`flush` (records use it to send held-back roll-ups)."""
+    _flush_hooks.append(hook)
+
+
 def flush(timeout: float = 10.0) -> bool:
     """Wait until every sink has delivered everything; True if all did within ``timeout``."""
     config = _config
     if config is None:
         return True
+    for hook in _flush_hooks:
+        hook()
     deadline = time.monotonic() + timeout
     ok = True
     for sink in config.sinks:

@@ -366,3 +366,25 @@ def test_emulator_subcommand_serves_until_terminated(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def test_a_reader_that_stops_early_is_not_an_error(emulator: Any, env: dict[str, str], tracked: None) -> None:
+    # `jobtrace show RUN_ID | head -3`: the pipe closes while show is still printing.
+    ids = populate(emulator)
+    jobs = pyairtable.Api(emulator.api_key, endpoint_url=emulator.url).table(BASE_ID, "Job Tracking")
+    (record,) = jobs.all(formula=pyairtable.formulas.match({"Run ID": ids["scoring"]}))
+    # Far more than a pipe buffer holds, so the writer is still printing when the reader leaves.
+    jobs.update(record["id"], {"System Notes": "\n".join(f"[note {i:05d}] " + "x" * 60 for i in range(1200))})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobtrace.cli", "show", ids["scoring"]],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0
+    assert first.startswith(b"Job run ")
+    assert "Traceback" not in err and "BrokenPipeError" not in err

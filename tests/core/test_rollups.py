@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -142,19 +143,45 @@ def test_fractional_counters_sum(sink: MemorySink) -> None:
     assert only(sink.client_records())["Apify API Costs"] == 0.75
 
 
-def test_once_no_client_run_is_in_flight_the_job_record_shows_every_finished_client(sink: MemorySink) -> None:
+def test_a_job_that_goes_on_after_its_clients_shows_them_all_within_about_a_second(sink: MemorySink) -> None:
     with jobtrace.tracked_job("post-scoring") as job:
         for client_id in ("acme", "globex", "initech"):
             with jobtrace.client_run(client_id) as client:
                 client.incr(posts_processed=1)
-        # The job goes on with other work: its record must not lag behind its clients.
+        # The job goes on with other work and writes nothing itself: the roll-ups the
+        # throttle held back must still reach its record (the refresher sends them).
+        deadline = time.monotonic() + 10
         mid = sink.job_record(job.run_id)
+        while mid is not None and mid.get("Clients Processed") != 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            mid = sink.job_record(job.run_id)
         assert mid is not None
         assert mid["Status"] == "Running"
         assert (mid["Clients Processed"], mid["Posts Processed"], mid["Last Client Processed"]) == (3, 3, "initech")
 
 
-async def test_once_concurrent_client_runs_are_all_done_the_job_record_shows_them_all(sink: MemorySink) -> None:
+def test_flush_sends_the_roll_ups_the_throttle_held_back_at_once(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring") as job:
+        for client_id in ("acme", "globex", "initech"):
+            with jobtrace.client_run(client_id) as client:
+                client.incr(posts_processed=2)
+        assert jobtrace.flush()
+        mid = sink.job_record(job.run_id)
+        assert mid is not None
+        assert (mid["Clients Processed"], mid["Posts Processed"], mid["Status"]) == (3, 6, "Running")
+
+
+def test_client_runs_in_a_row_do_not_each_rewrite_the_job_record(recorder: RecordingSink) -> None:
+    with jobtrace.tracked_job("post-scoring"):
+        for i in range(50):
+            with jobtrace.client_run(f"c{i}") as client:
+                client.incr(posts_processed=1)
+    job_updates = [c for c in recorder.changes if c.kind == "job" and c.event == "update"]
+    # One roll-up right away, then at most one a second (this loop takes far less than 50 s).
+    assert len(job_updates) < 10
+
+
+async def test_once_concurrent_client_runs_are_all_done_flush_shows_them_all(sink: MemorySink) -> None:
     async def work(client_id: str) -> None:
         async with jobtrace.client_run(client_id) as client:
             await asyncio.sleep(0)
@@ -162,6 +189,7 @@ async def test_once_concurrent_client_runs_are_all_done_the_job_record_shows_the
 
     async with jobtrace.tracked_job("post-scoring") as job:
         await asyncio.gather(*(work(f"c{i}") for i in range(50)))
+        assert jobtrace.flush()
         mid = sink.job_record(job.run_id)
         assert mid is not None
         assert (mid["Clients Processed"], mid["Token Usage"]) == (50, 250)
