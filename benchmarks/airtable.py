@@ -21,6 +21,7 @@ Each row uses a fresh emulator, so one row's penalty never slows the next.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -87,8 +88,9 @@ def run_jobtrace(clients: int, step_delay: float = 0.0) -> Row:
     from jobtrace.sinks import AirtableSink
 
     emu = _emulator()
+    tmp = tempfile.mkdtemp(prefix="jobtrace-bench-")
     try:
-        journal = Path(tempfile.mkdtemp(prefix="jobtrace-bench-")) / "journal.sqlite3"
+        journal = Path(tmp) / "journal.sqlite3"
         sink = AirtableSink(api_key=emu.api_key, base_id=BASE_ID, endpoint_url=emu.url, journal_path=journal)
         previous = jobtrace.configure(sinks=[sink])
         setup = len(emu.requests)  # the schema check at configuration, once per process
@@ -127,6 +129,7 @@ def run_jobtrace(clients: int, step_delay: float = 0.0) -> Row:
         )
     finally:
         emu.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- the migration guide's approach ----------------------------------------------------

@@ -118,8 +118,15 @@ def run_scale(clients: int = 10_000, chunks: int = 10, verbose: bool = True) -> 
     """Both passes; print the tables; return the figures."""
     from jobtrace.sinks import AirtableSink
 
-    tmp = Path(tempfile.mkdtemp(prefix="jobtrace-bench-"))
-    with _emulator_process() as (url, api_key, emulator_pid):
+    with (
+        tempfile.TemporaryDirectory(prefix="jobtrace-bench-") as tmp_dir,
+        _emulator_process() as (
+            url,
+            api_key,
+            emulator_pid,
+        ),
+    ):
+        tmp = Path(tmp_dir)
 
         def configure(name: str) -> AirtableSink:
             sink = AirtableSink(
