@@ -132,6 +132,10 @@ class _RollupRefresher:
                 self._thread.start()
             self._cond.notify()
 
+    def discard(self, job: JobRun) -> None:
+        with self._cond:
+            self._waiting.pop(id(job), None)
+
     def refresh_all(self) -> None:
         """Send every held-back roll-up now (``jobtrace.flush()`` calls this first)."""
         with self._cond:
@@ -357,6 +361,7 @@ class JobRun(_Run):
     """
 
     __slots__ = (
+        "__weakref__",
         "_contributions",
         "_dirty",
         "_failed",
@@ -527,8 +532,10 @@ class JobRun(_Run):
             failed = failed or (failed_name is not None and self._counters.get(failed_name, 0) > 0)
             fields = self._rollup_fields() if self._contributions or self._counters else {}
             fields.update(self._final_fields(exc, Status.COMPLETED_WITH_ERRORS if failed else Status.COMPLETED))
-            self._dirty = False
+            was_dirty, self._dirty = self._dirty, False
             self._emit(END, fields)
+        if was_dirty:
+            _refresher.discard(self)  # its roll-ups went out with the end; don't keep it alive
 
     def __repr__(self) -> str:
         return f"<JobRun {self.run_id} {self.job_type!r}{' ended' if self._ended else ''}>"

@@ -193,3 +193,18 @@ async def test_once_concurrent_client_runs_are_all_done_flush_shows_them_all(sin
         mid = sink.job_record(job.run_id)
         assert mid is not None
         assert (mid["Clients Processed"], mid["Token Usage"]) == (50, 250)
+
+
+def test_a_finished_job_is_not_kept_alive_for_the_roll_up_refresher(sink: MemorySink) -> None:
+    import gc
+    import weakref
+
+    with jobtrace.tracked_job("post-scoring") as job:
+        for client_id in ("acme", "globex", "initech"):  # the second and third are held back
+            with jobtrace.client_run(client_id):
+                pass
+    ref = weakref.ref(job)
+    del job
+    gc.collect()
+    assert ref() is None
+    assert only(sink.job_records())["Clients Processed"] == 3
