@@ -10,7 +10,7 @@ plus injectable faults::
         api = pyairtable.Api(emu.api_key, endpoint_url=emu.url)
         emu.inject(Fault.LOST_RESPONSE, method="POST")
 
-See ``docs/emulator.md``.
+See the README, section "Testing offline: the local Airtable emulator".
 """
 
 from .emulator import AirtableEmulator
