@@ -226,7 +226,7 @@ class tracked_job:
             _exit_job(scope, exc)
 
     async def __aenter__(self) -> JobRun:
-        return _enter_job(self.job_type, self.run_id).run
+        return self.__enter__()
 
     async def __aexit__(
         self,
@@ -234,9 +234,7 @@ class tracked_job:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scope = job_scope.get()
-        if scope is not None:
-            _exit_job(scope, exc)
+        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"tracked_job({self.job_type!r}, run_id={self.run_id!r})"
@@ -272,7 +270,7 @@ class client_run:
             _exit_client(scope, exc)
 
     async def __aenter__(self) -> ClientRun:
-        return _enter_client(self.client_id, self.name, self.run_id).run
+        return self.__enter__()
 
     async def __aexit__(
         self,
@@ -280,9 +278,7 @@ class client_run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scope = client_scope.get()
-        if scope is not None:
-            _exit_client(scope, exc)
+        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"client_run({self.client_id!r})"
