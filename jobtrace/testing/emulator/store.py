@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any
@@ -403,6 +403,7 @@ class Base:
             pending: dict[str, list[str]] = {}
             plan: list[tuple[str | None, dict[str, Any]]] = []
             seen_keys: set[str] = set()
+            index: dict[tuple[Hashable, ...], list[str]] | None = None
             for item in records:
                 cells = self._prepare(table, item.get("fields") or {}, typecast, pending)
                 rid = item.get("id")
@@ -423,10 +424,13 @@ class Base:
                         "performUpsert.fieldsToMergeOn"
                     )
                 seen_keys.add(key)
-                matches = [
-                    r.id for r in table.records.values()
-                    if all(_same_cell(r.cells.get(m), cells[m]) for m in merge_ids)
-                ]  # fmt: skip
+                if index is None:
+                    # One pass over the table per request, not per record: a job's
+                    # batches of 10 upserts stay fast as the table grows.
+                    index = {}
+                    for r in table.records.values():
+                        index.setdefault(tuple(_cell_key(r.cells.get(m)) for m in merge_ids), []).append(r.id)
+                matches = index.get(tuple(_cell_key(cells[m]) for m in merge_ids), [])
                 if len(matches) > 1:
                     raise ApiError.invalid_request(
                         "Cannot update more than one record per upsert; "
@@ -653,12 +657,15 @@ def _is_empty(value: Any) -> bool:
     return value is None or value is False or value == "" or value == []
 
 
-def _same_cell(a: Any, b: Any) -> bool:
-    if isinstance(a, list) and isinstance(b, list):
-        return sorted(map(repr, a)) == sorted(map(repr, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return bool(a == b)
+def _cell_key(value: Any) -> Hashable:
+    """A hashable form of a cell for matching upserts: lists match as sets, numbers by value."""
+    if isinstance(value, list):
+        return ("list", tuple(sorted(map(repr, value))))
+    if isinstance(value, (int, float)):
+        return ("number", float(value))
+    if value is None or isinstance(value, str):
+        return ("value", value)
+    return ("repr", repr(value))
 
 
 def _formula_to_api(value: fx.Value) -> Any:
