@@ -121,12 +121,12 @@ class _RollupRefresher:
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._waiting: dict[int, JobRun] = {}
+        self._waiting: set[JobRun] = set()
         self._thread: threading.Thread | None = None
 
     def schedule(self, job: JobRun) -> None:
         with self._cond:
-            self._waiting[id(job)] = job
+            self._waiting.add(job)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="jobtrace-rollups", daemon=True)
                 self._thread.start()
@@ -134,12 +134,12 @@ class _RollupRefresher:
 
     def discard(self, job: JobRun) -> None:
         with self._cond:
-            self._waiting.pop(id(job), None)
+            self._waiting.discard(job)
 
     def refresh_all(self) -> None:
         """Send every held-back roll-up now (``jobtrace.flush()`` calls this first)."""
         with self._cond:
-            jobs = list(self._waiting.values())
+            jobs = list(self._waiting)
             self._waiting.clear()
         for job in jobs:
             job.refresh_rollups()
@@ -320,10 +320,10 @@ class _Run:
         """Status, End Time and error fields for the end of the run (lock held)."""
         names = self._table.names
         fields: dict[str, Any] = {}
-        status = None if exc is None else status_for_exception(exc)
-        if status is None:
+        status = status_for_exception(exc)
+        if exc is None or status is None:
             status = self._explicit_status or default_status
-        elif exc is not None and status == Status.FAILED:
+        elif status == Status.FAILED:
             summary = _describe(exc)
             if names.errors is not None:
                 fields[names.errors] = summary[:NOTES_LIMIT]
@@ -331,7 +331,7 @@ class _Run:
                 self._notes = _append_note(self._notes, f"Failed: {summary}")
                 fields[names.notes] = self._notes
         elif names.notes is not None:
-            reason = "Cancelled" if status == Status.CANCELLED or exc is None else f"Interrupted ({_describe(exc)})"
+            reason = "Cancelled" if status == Status.CANCELLED else f"Interrupted ({_describe(exc)})"
             self._notes = _append_note(self._notes, reason)
             fields[names.notes] = self._notes
         fields[names.status] = self._table.normalize_status(status)
