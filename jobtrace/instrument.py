@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from . import tracker
+from . import lifecycle, tracker
 from .changes import CLIENT
 from .context import ClientScope, JobScope, ParentRun, client_scope, inherited_run, job_scope
 from .errors import InvalidValueError, NoActiveRunError
@@ -83,6 +83,9 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
                 scope = JobScope(live, owner=True)
             else:
                 scope = JobScope(live, owner=False)
+    if scope.owner and not isinstance(scope.run, JoinedJobRun):
+        lifecycle.opened(scope.run)
+        lifecycle.install_signal_handler()
     scope.token = job_scope.set(scope)
     if current is not None and current.run is not scope.run and client_scope.get() is not None:
         # A different run nested in a client run: the client belongs to the outer run.
@@ -113,6 +116,7 @@ def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
             try:
                 scope.run.finish(exc)
             finally:
+                lifecycle.closed(scope.run)
                 with _active_lock:
                     if _active_jobs.get(scope.run.run_id) is scope.run:
                         del _active_jobs[scope.run.run_id]
@@ -159,6 +163,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         scope = ClientScope(run, owner=False)
     else:
         scope = ClientScope(ClientRun(config.schema, run_id, client_id, name, job_run), owner=True)
+        lifecycle.opened(scope.run)
     scope.token = client_scope.set(scope)
     if config.bind_structlog:
         scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
@@ -176,7 +181,10 @@ def _handed_client(job: JobScope | None, run_id: str) -> str | None:
 def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
     try:
         if scope.owner:
-            scope.run.finish(exc)
+            try:
+                scope.run.finish(exc)
+            finally:
+                lifecycle.closed(scope.run)
     finally:
         if scope.structlog_tokens is not None:
             _unbind(scope.structlog_tokens)

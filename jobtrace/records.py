@@ -14,10 +14,10 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from . import tracker
+from . import lifecycle, tracker
 from .changes import CLIENT, END, JOB, START, UPDATE, Change
 from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
@@ -85,7 +85,8 @@ def status_for_exception(exc: BaseException | None) -> str | None:
     if exc is None:
         return None
     if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
-        return Status.CANCELLED
+        # asyncio.run cancels its tasks on Ctrl-C and at shutdown: that is the process stopping.
+        return Status.INTERRUPTED if lifecycle.stopping() else Status.CANCELLED
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         return Status.INTERRUPTED
     return Status.FAILED
@@ -96,8 +97,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _append_note(notes: str, text: str) -> str:
-    line = f"[{utc_iso()}] {text}"
+def append_note(notes: str, text: str, at: float | None = None) -> str:
+    """``notes`` with a timestamped line ``text`` added, never longer than :data:`NOTES_LIMIT`."""
+    return _append_note(notes, text, at)
+
+
+def _append_note(notes: str, text: str, at: float | None = None) -> str:
+    line = f"[{utc_iso(at)}] {text}"
     combined = f"{notes}\n{line}" if notes else line
     if len(combined) <= NOTES_LIMIT:
         return combined
@@ -331,7 +337,7 @@ class _Run:
                 self._notes = _append_note(self._notes, f"Failed: {summary}")
                 fields[names.notes] = self._notes
         elif names.notes is not None:
-            reason = "Cancelled" if status == Status.CANCELLED else f"Interrupted ({_describe(exc)})"
+            reason = "Cancelled" if status == Status.CANCELLED else lifecycle.describe_interruption(exc)
             self._notes = _append_note(self._notes, reason)
             fields[names.notes] = self._notes
         fields[names.status] = self._table.normalize_status(status)
@@ -537,6 +543,20 @@ class JobRun(_Run):
         if was_dirty:
             _refresher.discard(self)  # its roll-ups went out with the end; don't keep it alive
 
+    def remaining(self, client_ids: Iterable[str]) -> list[str]:
+        """Those of ``client_ids`` without a completed client run in this run (what a resumed run redoes).
+
+        See :func:`jobtrace.resume.remaining`.
+        """
+        from .resume import remaining
+
+        return remaining(self, client_ids)
+
+    def client_outcomes(self) -> dict[str, bool]:
+        """Client runs this process counted into the job: client ID -> failed."""
+        with self._lock:
+            return {client: failed for client, (failed, _) in self._contributions.items()}
+
     def __repr__(self) -> str:
         return f"<JobRun {self.run_id} {self.job_type!r}{' ended' if self._ended else ''}>"
 
@@ -627,7 +647,8 @@ class ClientRun(_Run):
                     resumed = True
                     self._seed(record)
                     status = record.get(names.status)
-                    if isinstance(status, str) and status != Status.RUNNING:
+                    # Running (its process died) and Interrupted runs were never rolled up.
+                    if isinstance(status, str) and status not in (Status.RUNNING, Status.INTERRUPTED):
                         job.adopt(client_id, status in FAILED_STATUSES, self._counters)
         else:
             # Attached to a run this process does not own (a webhook, a resume
@@ -657,7 +678,9 @@ class ClientRun(_Run):
             status = fields[self._table.names.status]
             self._emit(END, fields)
             counters = dict(self._counters)
-        if self.job is not None:
+        # A client run the stopping process interrupted did not fail, nor finish: it is not counted
+        # (a resumed run redoes it, see job.remaining()).
+        if self.job is not None and not (status == Status.INTERRUPTED and lifecycle.stopping()):
             self.job.rollup(self.client_id, status in FAILED_STATUSES, counters)
 
     def __repr__(self) -> str:

@@ -74,6 +74,7 @@ JOB_ROLES: Mapping[str, str] = {
     "clients_succeeded": "Clients Succeeded",
     "clients_failed": "Clients Failed",
     "last_client_processed": "Last Client Processed",
+    "heartbeat": "Last Heartbeat",
 }
 CLIENT_ROLES: Mapping[str, str] = {
     "run_id": "Run ID",
@@ -85,6 +86,7 @@ CLIENT_ROLES: Mapping[str, str] = {
     "progress": "Progress",
     "notes": "System Notes",
     "errors": "Errors",
+    "heartbeat": "Last Heartbeat",
 }
 _REQUIRED_ROLES: Mapping[TableKind, tuple[str, ...]] = {
     "job": ("run_id", "status"),
@@ -104,8 +106,11 @@ _MANAGED_ROLES = frozenset(
         "clients_succeeded",
         "clients_failed",
         "last_client_processed",
+        "heartbeat",
     }
 )
+#: Optional roles: written only when the base has the field (a ``Last Heartbeat`` dateTime tells lost hosts).
+OPTIONAL_ROLES = frozenset({"heartbeat"})
 # Names people used for the notes field in the old code; both were wrong.
 _MISTAKEN_NOTES_NAMES = frozenset({"Notes", "Source", "source"})
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -149,6 +154,7 @@ class RoleNames:
     clients_succeeded: str | None = None
     clients_failed: str | None = None
     last_client_processed: str | None = None
+    heartbeat: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ unless ``strict=True``.
 
 from __future__ import annotations
 
-import atexit
 import logging
+import math
 import os
 import threading
 import time
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import lifecycle
 from .changes import Change
 from .errors import ConfigurationError, SinkError
 from .schema import Schema
@@ -36,7 +37,7 @@ __all__ = [
 
 logger = logging.getLogger("jobtrace")
 
-#: How long the interpreter-exit flush may wait for sinks, in seconds.
+#: How long the exit path (interpreter exit, SIGTERM) may wait for all sinks together, in seconds.
 EXIT_FLUSH_TIMEOUT = 10.0
 
 
@@ -50,6 +51,10 @@ class Config:
     bind_structlog: bool = False
     _structlog: Any = field(default=None, repr=False, compare=False)
     """``structlog.contextvars`` when binding is on (imported at configure, not per call)."""
+    exit_timeout: float = EXIT_FLUSH_TIMEOUT
+    """The one bound for delivering to every sink at exit and after SIGTERM, in seconds."""
+    handle_signals: bool = True
+    """Whether jobtrace installs its SIGTERM handler where the signal is unowned."""
 
 
 _lock = threading.Lock()
@@ -63,6 +68,9 @@ def configure(
     strict: bool = False,
     schema: Schema | None = None,
     bind_structlog: bool | None = None,
+    *,
+    exit_timeout: float = EXIT_FLUSH_TIMEOUT,
+    handle_signals: bool = True,
 ) -> Config | None:
     """Set the sinks (and optionally the schema); return the previous configuration (None if none).
 
@@ -74,8 +82,18 @@ def configure(
     mapping fails now with ``ConfigurationError``, not in the middle of a job.
     The previous sinks are not closed: pass the returned value to
     :func:`restore` to go back to it, or call :func:`shutdown` first.
+
+    ``exit_timeout`` is the one bound, for all sinks together, of the exit
+    path (interpreter exit, SIGTERM): keep it inside your platform's grace
+    period (30 s on Docker, Kubernetes, systemd). ``handle_signals=False``
+    stops jobtrace from installing its SIGTERM handler (it never replaces a
+    handler someone else installed); see :mod:`jobtrace.lifecycle`.
     """
     global _config
+    if isinstance(exit_timeout, bool) or not isinstance(exit_timeout, (int, float)) or not (
+        math.isfinite(exit_timeout) and exit_timeout > 0
+    ):
+        raise ConfigurationError(f"exit_timeout must be a positive number of seconds, got {exit_timeout!r}")
     schema = schema if schema is not None else Schema.default()
     if sinks is None:
         from .sinks.log import LogSink
@@ -91,10 +109,19 @@ def configure(
         from .sinks.log import LogSink
 
         bind_structlog = any(isinstance(s, LogSink) for s in sinks)
-    new = Config(sinks, schema, strict, bind_structlog, _load_structlog() if bind_structlog else None)
+    new = Config(
+        sinks,
+        schema,
+        strict,
+        bind_structlog,
+        _load_structlog() if bind_structlog else None,
+        float(exit_timeout),
+        bool(handle_signals),
+    )
     with _lock:
         previous = _config
         _config = new
+    lifecycle.configure(new.handle_signals)
     return previous
 
 
@@ -132,6 +159,11 @@ def get_config() -> Config:
     return config
 
 
+def configured() -> Config | None:
+    """The current configuration, or None when jobtrace is not configured (never configures)."""
+    return _config
+
+
 def _load_structlog() -> Any:
     import structlog.contextvars
 
@@ -146,6 +178,11 @@ def emit(change: Change) -> None:
             sink.write(change)
         except Exception as exc:
             _sink_failed(config, sink, "write", exc, change.run_id)
+
+
+def sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
+    """Count and log a sink's failure (raise ``SinkError`` when strict)."""
+    _sink_failed(config, sink, verb, exc, run_id)
 
 
 def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
@@ -242,17 +279,32 @@ def diagnostics() -> dict[str, Any]:
     return {"sink_errors": _sink_errors, "last_sink_error": _last_error, "sinks": per_sink}
 
 
-def _flush_at_exit() -> None:
-    # Bounded: a dead backend must not hang the interpreter's exit. Whatever a
-    # sink cannot deliver in time is its own to keep (the Airtable sink journals it).
+def close_sinks(timeout: float) -> bool:
+    """Close every configured sink within ``timeout`` seconds in total (the exit path).
+
+    Bounded: a dead backend must not hang the interpreter's exit. Whatever a
+    sink cannot deliver in time is its own to keep (the Airtable sink journals it).
+    """
     config = _config
     if config is None:
-        return
+        return True
+    deadline = time.monotonic() + timeout
+    for hook in _flush_hooks:
+        try:
+            hook()
+        except Exception as exc:
+            logger.error("jobtrace: a flush hook failed at exit: %s", exc)
+    ok = True
     for sink in config.sinks:
         try:
-            sink.close(EXIT_FLUSH_TIMEOUT)
+            ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok
         except Exception as exc:
+            ok = False
+            logger.error("jobtrace: flushing %s at exit failed: %s", type(sink).__name__, exc)
+    for sink in config.sinks:
+        try:
+            sink.close(max(0.0, deadline - time.monotonic()))
+        except Exception as exc:
+            ok = False
             logger.error("jobtrace: closing %s at exit failed: %s", type(sink).__name__, exc)
-
-
-atexit.register(_flush_at_exit)
+    return ok

@@ -20,6 +20,9 @@ And two optional verbs:
 ``read(kind, run_id, client_id)``
     The record's current fields (Airtable names), or None if the sink cannot
     tell. Lets a resumed run continue its counters instead of restarting them.
+``read_client_runs(run_id)``
+    Every client record of a job run, or None if the sink cannot tell
+    (``job.remaining()`` of a resumed run asks it).
 
 A sink may raise from any verb; jobtrace catches it, logs it with the run ID,
 counts it and goes on, unless ``configure(strict=True)``.
@@ -57,6 +60,10 @@ class Sink(abc.ABC):
 
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
         """The current fields of a record, or None when unknown or not supported."""
+        return None
+
+    def read_client_runs(self, run_id: str) -> list[Mapping[str, Any]] | None:
+        """Every client record of job run ``run_id`` (resuming asks which clients are done); None: unsupported."""
         return None
 
     def diagnostics(self) -> dict[str, Any]:

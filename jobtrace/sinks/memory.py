@@ -42,6 +42,11 @@ class MemorySink(Sink):
                 else:
                     record[name] = value
 
+    def read_client_runs(self, run_id: str) -> list[Mapping[str, Any]] | None:
+        """The client records of ``run_id`` this sink holds."""
+        with self._lock:
+            return [dict(r) for (kind, rid, _), r in self._records.items() if kind == CLIENT and rid == run_id]
+
     def job_records(self) -> list[dict[str, Any]]:
         """Every job record, in the order they were created."""
         return self._snapshot(JOB)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,12 +29,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("AirtableSink needs pyairtable: pip install 'jobtrace[airtable]'") from exc
 
-from ...changes import CLIENT, JOB, Change
+from ...changes import CLIENT, END, JOB, START, Change
 from ...errors import ConfigurationError, SinkError
 from ...schema import Schema, TableSchema
 from ..base import Sink
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
-from .journal import Journal, default_journal_path, record_key
+from .journal import Journal, RunEvent, default_journal_path, record_key
 from .replay import ReplayResult, replay
 from .throttle import Throttle, throttle_for
 from .writer import Writer
@@ -55,6 +56,10 @@ logger = logging.getLogger("jobtrace")
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 #: (connect, read) timeouts of every request, in seconds.
 DEFAULT_TIMEOUT = (5.0, 30.0)
+#: How often a live job refreshes its ``Last Heartbeat`` (when the base has the field), in seconds.
+HEARTBEAT_INTERVAL = 60.0
+#: How long closing dead runs found at start may wait for their leftovers to be delivered.
+DEAD_RUNS_WAIT = 120.0
 
 
 def make_api(api_key: str, endpoint_url: str | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Api:
@@ -91,7 +96,10 @@ class AirtableSink(Sink):
         rate_limit_penalty: how long to leave the base alone after a 429 (Airtable: 30 s).
         backoff_initial, backoff_max: retry delays after 5xx and network errors (doubling, capped).
         timeout: ``(connect, read)`` seconds per request.
-        deliver_leftovers: on ``start()``, also deliver what earlier processes left in the journal.
+        deliver_leftovers: on ``start()``, also deliver what earlier processes left in the journal,
+            then end the runs a dead process on this host left open as ``Interrupted``.
+        heartbeat_interval: how often a live job refreshes its ``Last Heartbeat`` field (when the base
+            has one; client runs' heartbeats ride on their own writes).
 
     ``write()`` only queues; see :mod:`jobtrace.sinks.airtable.writer` for what
     the background writer does and guarantees.
@@ -112,6 +120,7 @@ class AirtableSink(Sink):
         backoff_max: float = 30.0,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         deliver_leftovers: bool = True,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
     ) -> None:
         if not base_id or not isinstance(base_id, str) or not base_id.startswith("app"):
             raise ConfigurationError(f"not an Airtable base ID: {base_id!r} (expected 'app' + 14 characters)")
@@ -134,6 +143,14 @@ class AirtableSink(Sink):
         self._journal: Journal | None = None
         self._writer: Writer | None = None
         self._problems: list[Problem] = []
+        # Runs open in this process (started, not ended): change key -> (table, record key).
+        self._live: dict[Any, tuple[str, str]] = {}
+        self._live_lock = threading.Lock()
+        self._beats: dict[Any, float] = {}
+        self._heartbeat_field: dict[str, str | None] = {}
+        self._roles: dict[str, dict[str, str | None]] = {}
+        self._heartbeat_interval = heartbeat_interval
+        self._stopped = threading.Event()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> AirtableSink:
@@ -191,13 +208,98 @@ class AirtableSink(Sink):
                 claim_leftovers=self._deliver_leftovers,
             )
             self._writer.start()
+            for kind, table in self._tables.items():
+                names = table.names
+                self._heartbeat_field[kind] = names.heartbeat
+                self._roles[kind] = {
+                    "status": names.status,
+                    "end_time": names.end_time,
+                    "notes": names.notes,
+                    "heartbeat": names.heartbeat,
+                }
+            if self._deliver_leftovers:
+                threading.Thread(target=self._close_dead_runs, name="jobtrace-dead-runs", daemon=True).start()
+            if self._heartbeat_field.get(JOB):
+                threading.Thread(target=self._heartbeat, name="jobtrace-heartbeat", daemon=True).start()
 
     def write(self, change: Change) -> None:
         """Queue the change for the background writer: O(1), thread-safe, no I/O."""
         writer = self._writer
         if writer is None:
             raise SinkError("AirtableSink.write() before start(): configure it with jobtrace.configure(sinks=[...])")
-        writer.submit(change.key, change.table, self._key_fields[change.kind], change.fields)
+        kind, event, table = change.kind, change.event, change.table
+        key_fields = self._key_fields[kind]
+        fields = change.fields
+        beat = self._heartbeat_field.get(kind)
+        if event in (START, END):
+            key = record_key(key_fields, dict(fields))
+            with self._live_lock:  # in step with closing dead runs (a resumed run stays open)
+                if event == START:
+                    self._live[change.key] = (table, key)
+                    if beat is not None:
+                        fields = {**fields, beat: _now_iso()}
+                        self._beats[change.key] = time.monotonic()
+                    run_event = RunEvent(table, key, key_fields, True, self._roles[kind])
+                else:
+                    self._live.pop(change.key, None)
+                    self._beats.pop(change.key, None)
+                    run_event = RunEvent(table, key, key_fields, False)
+                writer.submit(change.key, table, key_fields, fields, run_event)
+            return
+        if beat is not None and change.key in self._live:
+            # The heartbeat rides on the record's own writes (no request of its own).
+            now = time.monotonic()
+            if now - self._beats.get(change.key, 0.0) >= self._heartbeat_interval / 2:
+                self._beats[change.key] = now
+                fields = {**fields, beat: _now_iso()}
+        writer.submit(change.key, table, key_fields, fields)
+
+    def open_here(self, table: str, key: str) -> bool:
+        """Whether this process has that record's run open."""
+        return (table, key) in set(self._live.values())
+
+    def _close_dead_runs(self) -> None:
+        from .dead_runs import close_dead_runs
+
+        writer, journal = self._writer, self._journal
+        if writer is None or journal is None or not writer.wait_ready(30.0):
+            return
+        try:
+            close_dead_runs(
+                self._read_api,
+                self._base_id,
+                writer,
+                journal,
+                self._throttle,
+                time.monotonic() + DEAD_RUNS_WAIT,
+                open_here=self.open_here,
+                guard=self._live_lock,
+            )
+        except Exception as exc:
+            logger.error("jobtrace: closing runs left open by dead processes failed: %s", exc)
+
+    def _heartbeat(self) -> None:
+        """Refresh ``Last Heartbeat`` of this process's live jobs whose writes did not carry it lately."""
+        beat = self._heartbeat_field[JOB]
+        assert beat is not None
+        table = self._tables[JOB]
+        while not self._stopped.wait(self._heartbeat_interval / 2):
+            writer = self._writer
+            if writer is None:
+                return
+            now = time.monotonic()
+            with self._live_lock:
+                due = [
+                    k for k in self._live if k[0] == JOB and now - self._beats.get(k, 0.0) >= self._heartbeat_interval
+                ]
+                for key in due:
+                    self._beats[key] = now
+            for key in due:
+                try:
+                    fields = {table.names.run_id: key[1], beat: _now_iso()}
+                    writer.submit(key, table.name, self._key_fields[JOB], fields)
+                except SinkError:
+                    return
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every change written so far is in Airtable (True), or ``timeout`` seconds."""
@@ -209,6 +311,7 @@ class AirtableSink(Sink):
         writer = self._writer
         if writer is None:
             return
+        self._stopped.set()
         writer.close(timeout)
 
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
@@ -303,6 +406,8 @@ class AirtableSink(Sink):
             "batches_split": stats.batches_split,
             "undeliverable": stats.undeliverable,
             "leftovers_claimed": stats.leftovers_claimed,
+            "journal_failures": stats.journal_failures,
+            "not_kept": writer.not_kept(),
             "backlog": writer.backlog(),
             "journal": writer.journal.path,
             "last_error": stats.last_error,
@@ -310,3 +415,9 @@ class AirtableSink(Sink):
 
     def __repr__(self) -> str:
         return f"<AirtableSink base={self._base_id} endpoint={self._endpoint}>"
+
+
+def _now_iso() -> str:
+    from ...records import utc_iso
+
+    return utc_iso()

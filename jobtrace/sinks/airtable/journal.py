@@ -8,11 +8,23 @@ same base, or :func:`~jobtrace.sinks.airtable.replay`, claims and delivers
 them. Delivery is an upsert on the record's key fields, so delivering a row
 twice leaves one record.
 
-Rows belong to an *owner* (one running sink). A row is claimable only when its
-owner is gone: it released its rows on close, its process is dead (same
-host), or it stopped sending heartbeats. A live process's rows are never taken
-from it, so two jobs sharing a journal cannot replay each other's stale values
-over newer ones.
+Rows belong to an *owner* (one running sink), named by a random UUID. A row
+is claimable only when its owner is gone: it released its rows on close, or
+nobody holds its OS lock any more (:mod:`.owners`: the kernel drops it when the
+process dies, so PID reuse cannot fool it), or, where the lock cannot be asked
+(another host, Windows), its process is gone or it stopped sending
+heartbeats. A live process's rows are never taken from it, so two jobs sharing
+a journal cannot replay each other's stale values over newer ones.
+
+The journal also knows which runs each owner has open (``open_runs``): a
+dead owner's open runs are claimed with its rows, and the claimer closes them
+as ``Interrupted`` once its leftovers are delivered (:mod:`.dead_runs`).
+
+Every operation is bounded: SQLite waits at most a tenth of a second for
+another process's lock, and the operation retries until its deadline (10 s,
+or the deadline a closing writer set with :meth:`Journal.set_deadline`), so
+``flush()`` and the exit path keep their bounds while another process holds
+the journal's lock.
 
 A row holds the base ID, the table, the key field names and the fields (key
 values included); never the API key. Records Airtable refused (a value it
@@ -30,12 +42,20 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Journal", "JournalRow", "default_journal_path"]
+from ...errors import SinkError
+from . import owners as owner_locks
+
+__all__ = ["DeadRun", "Journal", "JournalError", "JournalRow", "RunEvent", "default_journal_path"]
+
+T = TypeVar("T")
+
+#: How long one journal operation may wait for another process's lock, unless a deadline is nearer.
+BUSY_TIMEOUT = 10.0
 
 logger = logging.getLogger("jobtrace")
 
@@ -70,7 +90,51 @@ CREATE TABLE IF NOT EXISTS owners (
     pid INTEGER NOT NULL,
     heartbeat REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS open_runs (
+    base_id TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    key_fields TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    stopped TEXT,
+    last_seen REAL,
+    PRIMARY KEY (base_id, table_name, record_key, owner)
+);
 """
+
+
+class JournalError(SinkError):
+    """The journal file cannot be used (not a file, not a database, unreadable)."""
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """A run opened or closed by an owner, journaled with its changes."""
+
+    table: str
+    record_key: str
+    key_fields: tuple[str, ...]
+    opened: bool
+    roles: dict[str, str | None] | None = None
+    """Field names to close the record with: status, end_time, notes, heartbeat."""
+
+
+@dataclass(frozen=True)
+class DeadRun:
+    """A run a dead owner left open, now the claimer's to close."""
+
+    table: str
+    record_key: str
+    key_fields: tuple[str, ...]
+    key_values: dict[str, Any]
+    roles: dict[str, str | None]
+    stopped: str
+    """What the process was: ``pid 12 on host h``."""
+    last_seen: float
+    """When its process was last seen alive (Unix time)."""
+
 
 
 def default_journal_path() -> Path:
@@ -105,13 +169,18 @@ class Journal:
     busy timeout) arbitrates between processes.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, strict: bool = False) -> None:
         target = Path(path) if path is not None else default_journal_path()
         self._lock = threading.Lock()
+        self._deadline: float | None = None
         self.path: str = str(target)
         try:
+            if target.is_dir():
+                raise IsADirectoryError(f"{target} is a directory, not a journal file")
             self._conn = self._open(target)
         except (OSError, sqlite3.Error) as exc:
+            if strict:
+                raise JournalError(f"cannot use the journal {target}: {exc}") from None
             # The sink must keep working when the state directory is read-only:
             # keep the journal in memory (lost at exit) and say so.
             logger.warning(
@@ -131,7 +200,8 @@ class Journal:
                 # The rows are the user's business data: private to the user.
                 fd = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
                 os.close(fd)
-        conn = sqlite3.connect(str(target), timeout=10.0, check_same_thread=False, isolation_level=None)
+        # A short busy wait per attempt; _retrying() retries until the operation's deadline.
+        conn = sqlite3.connect(str(target), timeout=0.1, check_same_thread=False, isolation_level=None)
         if str(target) != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL survives a killed process (not a power cut) without an fsync per commit.
@@ -139,33 +209,77 @@ class Journal:
         conn.executescript(_SCHEMA)
         return conn
 
+    @property
+    def persistent(self) -> bool:
+        """False when the journal fell back to memory: what it holds dies with the process."""
+        return self.path != ":memory:"
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
+    def set_deadline(self, deadline: float | None) -> None:
+        """Make every operation give up at ``deadline`` (``time.monotonic()``), e.g. while closing."""
+        self._deadline = deadline
+
+    def _retrying(self, op: Callable[[], T]) -> T:
+        """Run ``op`` under the lock, retrying while another process holds SQLite's lock, until the deadline."""
+        limit = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            if self._deadline is not None:
+                limit = min(limit, self._deadline)
+            with self._lock:
+                try:
+                    return op()
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc) or time.monotonic() >= limit:
+                        raise
+            time.sleep(0.01)
+
     # -- owners ------------------------------------------------------------------
 
-    def register(self, owner: str) -> None:
-        """Announce a live owner (one running sink) with this process's host and PID."""
-        with self._lock:
-            self._conn.execute(
+    def register(self, owner: str) -> owner_locks.OwnerLock:
+        """Announce a live owner (one running sink): take its OS lock, record host, PID and heartbeat."""
+        lock = owner_locks.OwnerLock(self.path, owner)
+        self._retrying(
+            lambda: self._conn.execute(
                 "INSERT OR REPLACE INTO owners (owner, host, pid, heartbeat) VALUES (?, ?, ?, ?)",
                 (owner, socket.gethostname(), os.getpid(), time.time()),
             )
+        )
+        return lock
 
     def heartbeat(self, owner: str) -> None:
-        with self._lock:
-            self._conn.execute("UPDATE owners SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+        """The owner is alive now (its ``last seen`` time)."""
+        self._retrying(
+            lambda: self._conn.execute("UPDATE owners SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+        )
 
     def release(self, owner: str) -> None:
-        """The owner is done: whatever rows it left are claimable from now on."""
-        with self._lock:
-            self._conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+        """The owner is done: whatever rows it left are claimable from now on; the runs it left open stay open."""
+
+        def op() -> None:
+            with self._transaction():
+                self._conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+                # Runs it left open stay open (the explicit API's); those it took over from a dead
+                # owner and did not close yet stay for the next claimer (the owner is gone now).
+                self._conn.execute("DELETE FROM open_runs WHERE owner = ? AND stopped IS NULL", (owner,))
+
+        self._retrying(op)
 
     # -- pending rows --------------------------------------------------------------
 
-    def save(self, base_id: str, owner: str, rows: Iterable[tuple[JournalRow, int]]) -> None:
-        """Store (replace) the owner's rows with their versions, in one transaction."""
+    def save(
+        self,
+        base_id: str,
+        owner: str,
+        rows: Iterable[tuple[JournalRow, int]],
+        delivered: Iterable[tuple[str, str, int]] = (),
+        events: Iterable[RunEvent] = (),
+    ) -> None:
+        """In one transaction: store (replace) the owner's rows with their versions, forget delivered
+        rows ``(table, record_key, version)`` (a row saved again since stays), note the runs it opened and
+        closed, and mark the owner as seen now."""
         now = time.time()
         params = [
             (
@@ -180,35 +294,67 @@ class Journal:
             )
             for row, version in rows
         ]
-        if not params:
+        deletes = [(base_id, table, key, owner, version) for table, key, version in delivered]
+        events = list(events)
+        if not params and not deletes and not events:
             return
-        with self._lock, self._transaction():
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO pending "
-                "(base_id, table_name, record_key, owner, key_fields, fields, version, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params,
-            )
+
+        def op() -> None:
+            with self._transaction():
+                if params:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO pending "
+                        "(base_id, table_name, record_key, owner, key_fields, fields, version, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        params,
+                    )
+                if deletes:
+                    self._conn.executemany(
+                        "DELETE FROM pending WHERE base_id = ? AND table_name = ? AND record_key = ? AND owner = ? "
+                        "AND version <= ?",
+                        deletes,
+                    )
+                for event in events:
+                    if event.opened:
+                        self._conn.execute(
+                            "INSERT OR REPLACE INTO open_runs (base_id, table_name, record_key, owner, key_fields, "
+                            "roles, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                base_id,
+                                event.table,
+                                event.record_key,
+                                owner,
+                                json.dumps(list(event.key_fields), ensure_ascii=False),
+                                json.dumps(event.roles or {}, ensure_ascii=False),
+                                now,
+                            ),
+                        )
+                    else:
+                        self._conn.execute(
+                            "DELETE FROM open_runs WHERE base_id = ? AND table_name = ? AND record_key = ? "
+                            "AND owner = ?",
+                            (base_id, event.table, event.record_key, owner),
+                        )
+                self._conn.execute("UPDATE owners SET heartbeat = ? WHERE owner = ?", (now, owner))
+
+        self._retrying(op)
 
     def delete(self, base_id: str, owner: str, delivered: Iterable[tuple[str, str, int]]) -> None:
         """Remove delivered rows ``(table, record_key, version)``; a row saved again since stays."""
-        params = [(base_id, table, key, owner, version) for table, key, version in delivered]
-        if not params:
-            return
-        with self._lock, self._transaction():
-            self._conn.executemany(
-                "DELETE FROM pending WHERE base_id = ? AND table_name = ? AND record_key = ? AND owner = ? "
-                "AND version = ?",
-                params,
-            )
+        self.save(base_id, owner, (), delivered)
 
     def claim(self, base_id: str, owner: str, stale_after: float = STALE_AFTER) -> list[JournalRow]:
         """Take over the rows of ``base_id`` left by owners that are gone, merged into ``owner``'s rows.
 
         Returns the owner's rows that changed (merged), ready to be delivered.
-        Leftovers are merged under the owner's own newer fields.
+        Leftovers are merged under the owner's own newer fields. The runs the
+        gone owners left open become ``owner``'s to close (:meth:`dead_runs`),
+        unless ``owner`` has the same record open itself.
         """
-        with self._lock, self._transaction():
+        return self._retrying(lambda: self._claim(base_id, owner, stale_after))
+
+    def _claim(self, base_id: str, owner: str, stale_after: float) -> list[JournalRow]:
+        with self._transaction():
             owners = {
                 row[0]: (row[1], row[2], row[3])
                 for row in self._conn.execute("SELECT owner, host, pid, heartbeat FROM owners")
@@ -216,24 +362,30 @@ class Journal:
             candidates = [
                 r[0]
                 for r in self._conn.execute(
-                    "SELECT DISTINCT owner FROM pending WHERE base_id = ? AND owner != ?", (base_id, owner)
+                    "SELECT DISTINCT owner FROM pending WHERE base_id = ? AND owner != ? "
+                    "UNION SELECT DISTINCT owner FROM open_runs WHERE base_id = ? AND owner != ?",
+                    (base_id, owner, base_id, owner),
                 )
             ]
-            gone = [o for o in candidates if not _alive(owners.get(o), stale_after)]
+            gone = [o for o in candidates if not self._alive(o, owners.get(o), stale_after)]
             merged: dict[tuple[str, str], JournalRow] = {}
             versions: dict[tuple[str, str], int] = {}
             for other in gone:
-                for table, key, key_fields, fields, _version in self._conn.execute(
-                    "SELECT table_name, record_key, key_fields, fields, version FROM pending "
+                last_seen = owners[other][2] if other in owners else 0.0
+                for table, key, key_fields, fields, _version, updated in self._conn.execute(
+                    "SELECT table_name, record_key, key_fields, fields, version, updated_at FROM pending "
                     "WHERE base_id = ? AND owner = ? ORDER BY updated_at",
                     (base_id, other),
                 ).fetchall():
+                    last_seen = max(last_seen, updated)
                     found = merged.get((table, key))
                     if found is None:
                         merged[(table, key)] = JournalRow(table, key, tuple(json.loads(key_fields)), json.loads(fields))
                     else:
                         found.fields.update(json.loads(fields))
                 self._conn.execute("DELETE FROM pending WHERE base_id = ? AND owner = ?", (base_id, other))
+                self._take_open_runs(base_id, owner, other, owners.get(other), last_seen)
+                self._forget_if_done(other)
             for (table, key), row in merged.items():
                 mine = self._conn.execute(
                     "SELECT fields, version FROM pending WHERE base_id = ? AND table_name = ? AND record_key = ? "
@@ -260,6 +412,95 @@ class Journal:
                 )
             return list(merged.values())
 
+    def _take_open_runs(
+        self, base_id: str, owner: str, other: str, info: tuple[str, int, float] | None, last_seen: float
+    ) -> None:
+        found = self._conn.execute(
+            "SELECT table_name, record_key, key_fields, roles, opened_at, stopped, last_seen FROM open_runs "
+            "WHERE base_id = ? AND owner = ?",
+            (base_id, other),
+        ).fetchall()
+        who = f"pid {info[1]} on host {info[0]}" if info is not None else "a process"
+        for table, key, key_fields, roles, opened_at, stopped, seen in found:
+            # A run already taken over from a dead owner keeps what was known of that one.
+            self._conn.execute(
+                "INSERT OR IGNORE INTO open_runs (base_id, table_name, record_key, owner, key_fields, roles, "
+                "opened_at, stopped, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    base_id,
+                    table,
+                    key,
+                    owner,
+                    key_fields,
+                    roles,
+                    opened_at,
+                    stopped or who,
+                    seen if seen is not None else max(last_seen, opened_at),
+                ),
+            )
+        self._conn.execute("DELETE FROM open_runs WHERE base_id = ? AND owner = ?", (base_id, other))
+
+    def _forget_if_done(self, other: str) -> None:
+        left = self._conn.execute(
+            "SELECT (SELECT COUNT(*) FROM pending WHERE owner = ?) + (SELECT COUNT(*) FROM open_runs WHERE owner = ?)",
+            (other, other),
+        ).fetchone()[0]
+        if not left:
+            self._conn.execute("DELETE FROM owners WHERE owner = ?", (other,))
+            owner_locks.remove(self.path, other)
+
+    def dead_runs(self, base_id: str, owner: str) -> list[DeadRun]:
+        """The runs ``owner`` took over from dead owners and has to close, oldest first."""
+
+        def op() -> list[DeadRun]:
+            return [
+                DeadRun(t, k, tuple(json.loads(kf)), dict(zip(json.loads(kf), json.loads(k))), json.loads(r), st, ls)
+                for t, k, kf, r, st, ls in self._conn.execute(
+                    "SELECT table_name, record_key, key_fields, roles, stopped, last_seen FROM open_runs "
+                    "WHERE base_id = ? AND owner = ? AND stopped IS NOT NULL ORDER BY opened_at",
+                    (base_id, owner),
+                ).fetchall()
+            ]
+
+        return self._retrying(op)
+
+    def drop_dead_run(self, base_id: str, owner: str, table: str, key: str) -> None:
+        """A taken-over run that needs no closing (it ended meanwhile, or someone else runs it)."""
+        self._retrying(
+            lambda: self._conn.execute(
+                "DELETE FROM open_runs WHERE base_id = ? AND owner = ? AND table_name = ? AND record_key = ?",
+                (base_id, owner, table, key),
+            )
+        )
+
+    def live_open(self, base_id: str, table: str, key: str, owner: str) -> bool:
+        """Whether another live owner has this record open (resumed elsewhere on this host)."""
+
+        def op() -> bool:
+            others = self._conn.execute(
+                "SELECT o.owner, w.host, w.pid, w.heartbeat FROM open_runs o LEFT JOIN owners w ON o.owner = w.owner "
+                "WHERE o.base_id = ? AND o.table_name = ? AND o.record_key = ? AND o.owner != ? "
+                "AND o.stopped IS NULL",
+                (base_id, table, key, owner),
+            ).fetchall()
+            return any(
+                self._alive(o, (h, p, hb) if h is not None else None, STALE_AFTER) for o, h, p, hb in others
+            )
+
+        return self._retrying(op)
+
+    def skipped(self, base_id: str, owner: str) -> tuple[int, int]:
+        """What a claim did not take: ``(rows of this base still owned by live owners, rows of other bases)``."""
+
+        def op() -> tuple[int, int]:
+            live = self._conn.execute(
+                "SELECT COUNT(*) FROM pending WHERE base_id = ? AND owner != ?", (base_id, owner)
+            ).fetchone()
+            other = self._conn.execute("SELECT COUNT(*) FROM pending WHERE base_id != ?", (base_id,)).fetchone()
+            return int(live[0]), int(other[0])
+
+        return self._retrying(op)
+
     def rows(self, base_id: str, table: str | None = None, key: str | None = None) -> list[JournalRow]:
         """Every pending row of a base (optionally one table/record), oldest first, whoever owns it."""
         sql = "SELECT table_name, record_key, key_fields, fields FROM pending WHERE base_id = ?"
@@ -270,9 +511,15 @@ class Journal:
         if key is not None:
             sql += " AND record_key = ?"
             params.append(key)
-        with self._lock:
-            found = self._conn.execute(sql + " ORDER BY updated_at", params).fetchall()
+        found = self._retrying(lambda: self._conn.execute(sql + " ORDER BY updated_at", params).fetchall())
         return [JournalRow(t, k, tuple(json.loads(kf)), json.loads(f)) for t, k, kf, f in found]
+
+    def _alive(self, owner: str, info: tuple[str, int, float] | None, stale_after: float) -> bool:
+        """Whether a journal owner may still be sending (so its rows are not ours to take)."""
+        held = owner_locks.probe(self.path, owner)
+        if held is not None:
+            return held  # the kernel's word: PID reuse or a silent owner cannot fool it
+        return _alive(info, stale_after)
 
     # -- undeliverable -------------------------------------------------------------
 
@@ -280,7 +527,12 @@ class Journal:
         self, base_id: str, owner: str, row: JournalRow, error: str, version: int | None, whole_record: bool
     ) -> None:
         """Keep fields Airtable refused in ``undeliverable``; with ``whole_record`` drop the pending row."""
-        with self._lock, self._transaction():
+        self._retrying(lambda: self._set_aside(base_id, owner, row, error, version, whole_record))
+
+    def _set_aside(
+        self, base_id: str, owner: str, row: JournalRow, error: str, version: int | None, whole_record: bool
+    ) -> None:
+        with self._transaction():
             self._conn.execute(
                 "INSERT INTO undeliverable (base_id, table_name, record_key, key_fields, fields, error, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -303,12 +555,13 @@ class Journal:
 
     def undeliverable(self, base_id: str) -> list[tuple[JournalRow, str]]:
         """The records (or fields) Airtable refused, with the reason, oldest first."""
-        with self._lock:
-            found = self._conn.execute(
+        found = self._retrying(
+            lambda: self._conn.execute(
                 "SELECT table_name, record_key, key_fields, fields, error FROM undeliverable WHERE base_id = ? "
                 "ORDER BY id",
                 (base_id,),
             ).fetchall()
+        )
         return [(JournalRow(t, k, tuple(json.loads(kf)), json.loads(f)), e) for t, k, kf, f, e in found]
 
     def requeue_undeliverable(self, base_id: str) -> int:
@@ -318,7 +571,10 @@ class Journal:
         replay for the base claims them. Returns how many records were put back.
         """
         owner = f"requeued-{uuid.uuid4().hex}"
-        with self._lock, self._transaction():
+        return self._retrying(lambda: self._requeue(base_id, owner))
+
+    def _requeue(self, base_id: str, owner: str) -> int:
+        with self._transaction():
             found = self._conn.execute(
                 "SELECT table_name, record_key, key_fields, fields FROM undeliverable WHERE base_id = ? ORDER BY id",
                 (base_id,),
@@ -343,10 +599,13 @@ class Journal:
 
     def counts(self, base_id: str) -> tuple[int, int]:
         """``(pending rows, undeliverable rows)`` for a base."""
-        with self._lock:
+
+        def op() -> tuple[int, int]:
             pending = self._conn.execute("SELECT COUNT(*) FROM pending WHERE base_id = ?", (base_id,)).fetchone()
             refused = self._conn.execute("SELECT COUNT(*) FROM undeliverable WHERE base_id = ?", (base_id,)).fetchone()
-        return int(pending[0]), int(refused[0])
+            return int(pending[0]), int(refused[0])
+
+        return self._retrying(op)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
@@ -371,8 +630,15 @@ class _Transaction:
             self._conn.execute("ROLLBACK")
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _alive(owner: tuple[str, int, float] | None, stale_after: float) -> bool:
-    """Whether a journal owner may still be sending (so its rows are not ours to take)."""
+    """Whether an owner whose lock cannot be asked may still be sending: PID (same host) and heartbeat."""
     if owner is None:
         return False  # released
     host, pid, heartbeat = owner

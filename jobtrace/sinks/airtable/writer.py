@@ -3,8 +3,10 @@
 ``submit()`` (the sink's ``write``) only merges the change's fields into an
 in-memory dict under a lock. A daemon thread does the rest, in a loop:
 
-1. *drain*: move pending records into the outbox (merging fields, later over
-   earlier) and save them in the journal before anything is sent;
+1. *drain* (a thread of its own, every tenth of a second, so a change is
+   journaled even while a request is in flight): move pending records into
+   the outbox (merging fields, later over earlier) and save them in the
+   journal; forget there what was delivered;
 2. pick up to 10 records of one table (oldest first) and, when the base's
    :class:`~.throttle.Throttle` allows, send them as one
    ``Table.batch_upsert`` (``performUpsert`` on the key fields);
@@ -41,7 +43,7 @@ import requests
 from pyairtable import Api
 
 from ...errors import SinkError
-from .journal import Journal, JournalRow, record_key
+from .journal import Journal, JournalRow, RunEvent, record_key
 from .throttle import Slot, Throttle
 
 __all__ = ["MAX_RECORDS_PER_REQUEST", "Writer"]
@@ -54,8 +56,8 @@ T = TypeVar("T")
 MAX_RECORDS_PER_REQUEST = 10
 #: How often, at most, the writer moves new changes to the journal while it waits to send.
 DRAIN_INTERVAL = 0.1
-#: How often a running writer tells other processes it is alive (see journal.STALE_AFTER).
-HEARTBEAT_INTERVAL = 30.0
+#: How often, at most, an idle writer tells the journal it is alive (a dead owner's "last seen").
+HEARTBEAT_INTERVAL = 5.0
 
 _FIELD_PATTERNS = (
     re.compile(r'Unknown field name: "(?P<field>.+)"'),
@@ -95,6 +97,7 @@ class WriterStats:
     batches_split: int = 0
     undeliverable: int = 0
     leftovers_claimed: int = 0
+    journal_failures: int = 0
     last_error: str | None = None
 
 
@@ -128,6 +131,13 @@ class Writer:
         self._state = threading.Lock()
         self._lock = threading.Lock()
         self._pending: dict[Hashable, _Pending] = {}
+        self._events: list[RunEvent] = []  # runs opened/closed since the last drain
+        self._delivered: list[tuple[str, str, int]] = []  # to forget in the journal at the next drain
+        self._unsaved: set[tuple[str, str]] = set()  # outbox records whose last version the journal lacks
+        self._journal_order = threading.RLock()  # journal writes in the order of the versions they carry
+        self._spooler: threading.Thread | None = None
+        self._registered = threading.Event()
+        self._owner_lock: Any = None
         self._outbox: dict[tuple[str, str], _Entry] = {}
         self._forced: deque[list[tuple[str, str]]] = deque()
         self._versions = itertools.count(1)
@@ -151,12 +161,27 @@ class Writer:
         self._alive = True
         self._thread = threading.Thread(target=self._run, name=f"jobtrace-airtable-{self.base_id}", daemon=True)
         self._thread.start()
+        self._spooler = threading.Thread(target=self._spool, name=f"jobtrace-journal-{self.base_id}", daemon=True)
+        self._spooler.start()
 
-    def submit(self, key: Hashable, table: str, key_fields: tuple[str, ...], fields: Mapping[str, Any]) -> None:
-        """Queue a change of one record: O(1), never blocks on I/O."""
+    def submit(
+        self,
+        key: Hashable,
+        table: str,
+        key_fields: tuple[str, ...],
+        fields: Mapping[str, Any],
+        event: RunEvent | None = None,
+    ) -> None:
+        """Queue a change of one record: O(1), never blocks on I/O.
+
+        ``event`` notes that the change opened or closed the record's run (the
+        journal keeps which runs this owner has open, for dead-run detection).
+        """
         with self._lock:
             if self._closed:
                 raise SinkError("this AirtableSink is closed; configure a new one")
+            if event is not None:
+                self._events.append(event)
             pending = self._pending.get(key)
             if pending is None:
                 self._pending[key] = _Pending(table, key_fields, dict(fields))
@@ -167,6 +192,10 @@ class Writer:
             self.stats.changes_submitted += 1
         if wake:
             self._work.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the writer has claimed the journal's leftovers (True), or ``timeout`` passes."""
+        return self._ready.wait(timeout)
 
     def pending_fields(self, table: str, key: str) -> dict[str, Any]:
         """Fields of one record not yet delivered (outbox, then newer in-memory changes)."""
@@ -181,10 +210,15 @@ class Writer:
                         found.update(pending.fields)
         return found
 
-    def idle(self) -> bool:
-        """True when nothing is waiting to be delivered."""
-        with self._state, self._lock:
-            return not self._pending and not self._outbox
+    def idle(self, timeout: float = -1) -> bool:
+        """True when nothing is waiting to be delivered (False if that cannot be told within ``timeout``)."""
+        if not self._state.acquire(timeout=timeout):
+            return False
+        try:
+            with self._lock:
+                return not self._pending and not self._outbox
+        finally:
+            self._state.release()
 
     def backlog(self) -> int:
         """Records waiting to be delivered."""
@@ -196,7 +230,8 @@ class Writer:
         deadline = time.monotonic() + max(0.0, timeout)
         self._work.set()
         while True:
-            if (self._ready.is_set() or self._thread is None) and self.idle():
+            left = deadline - time.monotonic()
+            if (self._ready.is_set() or self._thread is None) and self.idle(max(0.0, min(left, DRAIN_INTERVAL))):
                 return True
             left = deadline - time.monotonic()
             if left <= 0 or not self._alive:
@@ -205,47 +240,108 @@ class Writer:
                 self._progress.wait(min(left, DRAIN_INTERVAL))
 
     def close(self, timeout: float) -> bool:
-        """Flush within ``timeout``, stop the thread, journal what is left; True if all was delivered."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        delivered = self.flush(timeout)
+        """Flush within ``timeout``, stop the threads, journal what is left; True if all was delivered.
+
+        Bounded by ``timeout`` in total, also while another process holds the
+        journal's lock (the journal gives up at the same deadline).
+        """
+        timeout = max(0.0, timeout)
+        deadline = time.monotonic() + timeout
+        self.journal.set_deadline(deadline)
+        # Keep a little of the bound for stopping the threads and the last journal write.
+        delivered = self.flush(timeout - min(0.1, timeout / 4))
         with self._lock:
             self._closed = True
         self._stop.set()
         self._work.set()
         thread = self._thread
-        if thread is not None:
-            # The thread stops at its next loop turn; one request may still be in flight.
-            thread.join(max(0.5, deadline - time.monotonic()))
-        self._drain()
-        if thread is None or not thread.is_alive():
+        for worker in (self._spooler, thread):
+            if worker is not None:
+                # The sender stops at its next loop turn; one request may still be in flight.
+                worker.join(max(0.0, deadline - time.monotonic()))
+        if self._journal_order.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                self._drain()
+            finally:
+                self._journal_order.release()
+        if (thread is None or not thread.is_alive()) and not self._unsaved_count():
             self._guard(self.journal.release, self.owner)
+            if self._owner_lock is not None:
+                self._owner_lock.release()
         if not delivered:
-            left = self.backlog()
-            if left:
-                logger.warning(
-                    "jobtrace: %d record(s) for Airtable base %s not delivered yet; kept in the journal %s "
-                    "(delivered on the next start, or run `jobtrace replay`)",
-                    left,
-                    self.base_id,
-                    self.journal.path,
-                )
+            self._report_left()
         return delivered
+
+    def not_kept(self) -> int:
+        """Undelivered records the journal does not hold (it failed, or it lives in memory only)."""
+        with self._state, self._lock:
+            if not self.journal.persistent:
+                return len(self._outbox) + len(self._pending)
+            return len(self._unsaved & set(self._outbox)) + len(self._pending)
+
+    def _unsaved_count(self) -> int:
+        with self._state:
+            return len(self._unsaved & set(self._outbox))
+
+    def _report_left(self) -> None:
+        left = self.backlog()
+        if not left:
+            return
+        lost = self.not_kept()
+        if not lost:
+            logger.warning(
+                "jobtrace: %d record(s) for Airtable base %s not delivered yet; kept in the journal %s "
+                "(delivered on the next start, or run `jobtrace replay`)",
+                left,
+                self.base_id,
+                self.journal.path,
+            )
+            return
+        where = "it lives in memory only" if not self.journal.persistent else f"it failed: {self.stats.last_error}"
+        logger.error(
+            "jobtrace: %d record(s) for Airtable base %s not delivered; %d kept in the journal %s, %d could NOT be "
+            "kept (%s) and are lost",
+            left,
+            self.base_id,
+            left - lost,
+            self.journal.path,
+            lost,
+            where,
+        )
 
     # -- the thread ----------------------------------------------------------------------
 
+    def _spool(self) -> None:
+        """The journal's own thread: changes reach it within DRAIN_INTERVAL, requests in flight or not."""
+        try:
+            self._owner_lock = self._guard(self.journal.register, self.owner)
+            self._registered.set()
+            last_seen = time.monotonic()
+            while not self._stop.is_set():
+                self._stop.wait(DRAIN_INTERVAL)
+                if self._drain():
+                    last_seen = time.monotonic()
+                elif time.monotonic() - last_seen > HEARTBEAT_INTERVAL:
+                    last_seen = time.monotonic()
+                    self._guard(self.journal.heartbeat, self.owner)
+        except BaseException:  # pragma: no cover - never expected
+            logger.exception("jobtrace: the journal thread for base %s stopped on an unexpected error", self.base_id)
+        finally:
+            self._registered.set()
+
     def _run(self) -> None:
         try:
-            self._guard(self.journal.register, self.owner)
+            self._registered.wait(30.0)
             if self._claim:
                 claimed = self._guard(self.journal.claim, self.base_id, self.owner) or []
                 self._adopt(claimed)
             self._ready.set()
-            last_heartbeat = time.monotonic()
             while True:
-                self._drain()
-                if time.monotonic() - last_heartbeat > HEARTBEAT_INTERVAL:
-                    last_heartbeat = time.monotonic()
-                    self._guard(self.journal.heartbeat, self.owner)
+                if self._spooler is None:
+                    self._drain()
+                else:
+                    with self._state:
+                        self._move_pending()
                 if self._stop.is_set():
                     break
                 with self._state:
@@ -286,25 +382,68 @@ class Writer:
         with self._progress:
             self._progress.notify_all()
 
-    def _drain(self) -> None:
-        """Move pending changes to the outbox and save them in the journal (write-ahead)."""
-        with self._state:
-            with self._lock:
-                if not self._pending:
-                    return
-                pending, self._pending = self._pending, {}
-            saved: list[tuple[JournalRow, int]] = []
-            for item in pending.values():
-                key = (item.table, record_key(item.key_fields, item.fields))
-                entry = self._outbox.get(key)
-                if entry is None:
-                    row = JournalRow(item.table, key[1], item.key_fields, item.fields)
-                    entry = self._outbox[key] = _Entry(row, 0)
-                else:
-                    entry.row.fields.update(item.fields)
-                entry.version = next(self._versions)
-                saved.append((entry.row, entry.version))
-            self._guard(self.journal.save, self.base_id, self.owner, saved)
+    def _move_pending(self) -> None:
+        """Move pending changes into the outbox (call with ``_state`` held); they are journaled next drain."""
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, {}
+        for item in pending.values():
+            key = (item.table, record_key(item.key_fields, item.fields))
+            entry = self._outbox.get(key)
+            if entry is None:
+                row = JournalRow(item.table, key[1], item.key_fields, item.fields)
+                entry = self._outbox[key] = _Entry(row, 0)
+            else:
+                entry.row.fields.update(item.fields)
+            entry.version = next(self._versions)
+            self._unsaved.add(key)
+
+    def _drain(self) -> bool:
+        """Journal what changed (write-ahead), forget what was delivered; True if the journal was written.
+
+        The journal write happens outside ``_state``, so the sender is never held
+        up by the journal (or by another process holding its lock).
+        """
+        with self._journal_order:
+            with self._state:
+                self._move_pending()
+                with self._lock:
+                    events, self._events = self._events, []
+                done, self._delivered = self._delivered, []
+                saved = [
+                    (entry.row, entry.version)
+                    for key, entry in self._outbox.items()
+                    if key in self._unsaved
+                ]
+                rows = [(JournalRow(r.table, r.record_key, r.key_fields, dict(r.fields)), v) for r, v in saved]
+            if not rows and not done and not events:
+                return False
+            try:
+                self.journal.save(self.base_id, self.owner, rows, done, events)
+            except Exception as exc:
+                self.stats.journal_failures += 1
+                self.stats.last_error = f"journal: {type(exc).__name__}: {exc}"
+                with self._state:
+                    self._delivered[:0] = done  # forget them next time
+                with self._lock:
+                    self._events[:0] = events
+                self._log(
+                    "journal",
+                    logging.ERROR,
+                    "jobtrace: journal %s failed (%s); %d record(s) not kept there yet (retrying)",
+                    self.journal.path,
+                    exc,
+                    len(rows),
+                )
+                return False
+            with self._state:
+                for row, version in saved:
+                    key = (row.table, row.record_key)
+                    entry = self._outbox.get(key)
+                    if entry is None or entry.version == version:
+                        self._unsaved.discard(key)
+            return True
 
     def _adopt(self, rows: list[JournalRow]) -> None:
         """Take leftovers claimed from the journal into the outbox (under newer fields of ours)."""
@@ -369,13 +508,16 @@ class Writer:
             return
         self._failures = 0
         with self._state:
-            done = []
             for entry, version, _ in sent:
                 key = (entry.row.table, entry.row.record_key)
                 if self._outbox.get(key) is entry and entry.version == version:
                     del self._outbox[key]
-                done.append((entry.row.table, entry.row.record_key, version))
-            self._guard(self.journal.delete, self.base_id, self.owner, done)
+                    self._unsaved.discard(key)
+                # Forgotten in the journal by the journal thread (never on this one: no waiting on SQLite here).
+                self._delivered.append((entry.row.table, entry.row.record_key, version))
+            if self._spooler is None:
+                done, self._delivered = self._delivered, []
+                self._guard(self.journal.delete, self.base_id, self.owner, done)
         self.stats.records_delivered += len(sent)
 
     # -- failures --------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""Closing the runs a dead process left open on this host (the journal knows them).
+
+A writer that claims a dead owner's journal rows also takes over the runs it
+had open (``open_runs``). Once the leftovers are delivered, :func:`close_dead_runs`
+reads those records back and ends each one that is still ``Running`` as
+``Interrupted``: ``End Time`` is when the process was last seen (its last
+journal write or heartbeat), and ``System Notes`` gets a line saying the
+process stopped and when it was last seen. A record is left alone when it
+ended meanwhile, when a live process (this one, or another on this host) has
+it open again (a resumed run), or when its ``Last Heartbeat`` is newer than
+the dead process's last sighting (someone elsewhere runs it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pyairtable import Api, formulas
+
+from ...records import Status, append_note, utc_iso
+from .journal import DeadRun, Journal, RunEvent
+from .throttle import Throttle
+from .writer import Writer
+
+__all__ = ["ClosedRuns", "close_dead_runs", "closing_fields", "parse_time"]
+
+logger = logging.getLogger("jobtrace")
+
+#: Airtable's limit of records per request, and a formula length that stays well inside its URL limit.
+_CHUNK = 10
+
+
+@dataclass(frozen=True)
+class ClosedRuns:
+    """What :func:`close_dead_runs` did."""
+
+    closed: int
+    skipped: int
+    waiting: int
+    """Runs still to close (their leftovers were not delivered in time); closed by a later start or replay."""
+
+
+def parse_time(value: Any) -> float | None:
+    """An Airtable dateTime (``2025-10-05T21:02:47.123Z``) as Unix time, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def closing_fields(
+    roles: dict[str, str | None], record: dict[str, Any], status: str, end: float | None, note: str
+) -> dict[str, Any]:
+    """The fields that end ``record``: its status, ``End Time`` and a ``System Notes`` line appended."""
+    fields: dict[str, Any] = {}
+    if roles.get("status"):
+        fields[str(roles["status"])] = status
+    if roles.get("end_time"):
+        fields[str(roles["end_time"])] = utc_iso(end)
+    notes = roles.get("notes")
+    if notes:
+        current = record.get(notes)
+        fields[notes] = append_note(current if isinstance(current, str) else "", note)
+    return fields
+
+
+def close_dead_runs(
+    api: Api,
+    base_id: str,
+    writer: Writer,
+    journal: Journal,
+    throttle: Throttle,
+    deadline: float,
+    *,
+    open_here: Callable[[str, str], bool] | None = None,
+    guard: threading.Lock | None = None,
+) -> ClosedRuns:
+    """Close the runs ``writer`` took over from dead owners, after their leftovers are delivered."""
+    runs = journal.dead_runs(base_id, writer.owner)
+    if not runs:
+        return ClosedRuns(0, 0, 0)
+    # First deliver what the dead process left: its changes come before its end.
+    while time.monotonic() < deadline and any(writer.pending_fields(r.table, r.record_key) for r in runs):
+        time.sleep(0.05)
+    ready = [r for r in runs if not writer.pending_fields(r.table, r.record_key)]
+    closed = skipped = 0
+    for table in sorted({r.table for r in ready}):
+        group = [r for r in ready if r.table == table]
+        for i in range(0, len(group), _CHUNK):
+            chunk = group[i : i + _CHUNK]
+            records = _read(api, base_id, table, chunk, throttle, deadline)
+            if records is None:
+                continue  # Airtable unreachable: a later start or replay closes them
+            for run in chunk:
+                if _close_one(base_id, writer, journal, run, records, open_here, guard):
+                    closed += 1
+                else:
+                    skipped += 1
+    if closed:
+        logger.warning(
+            "jobtrace: %d run(s) left open by a process that stopped were ended as Interrupted (base %s)",
+            closed,
+            base_id,
+        )
+    return ClosedRuns(closed, skipped, len(runs) - closed - skipped)
+
+
+def _read(
+    api: Api, base_id: str, table: str, runs: list[DeadRun], throttle: Throttle, deadline: float
+) -> list[dict[str, Any]] | None:
+    formula: formulas.Formula = (
+        formulas.OR(*(formulas.match(r.key_values) for r in runs))
+        if len(runs) > 1
+        else formulas.match(runs[0].key_values)
+    )
+    while time.monotonic() < deadline:
+        slot = throttle.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        if slot is None:
+            return None
+        try:
+            return [dict(r["fields"]) for r in api.table(base_id, table).all(formula=formula)]
+        except Exception as exc:
+            logger.warning("jobtrace: reading runs left open by a dead process failed: %s", exc)
+        finally:
+            throttle.done(slot)
+        time.sleep(0.5)
+    return None
+
+
+def _close_one(
+    base_id: str,
+    writer: Writer,
+    journal: Journal,
+    run: DeadRun,
+    records: list[dict[str, Any]],
+    open_here: Callable[[str, str], bool] | None,
+    guard: threading.Lock | None,
+) -> bool:
+    record = next((r for r in records if all(r.get(k) == v for k, v in run.key_values.items())), None)
+    status_field = run.roles.get("status")
+    heartbeat = run.roles.get("heartbeat")
+    reason: str | None = None
+    if record is None:
+        reason = "not in Airtable"
+    elif status_field and record.get(status_field) != Status.RUNNING:
+        reason = "ended meanwhile"
+    elif heartbeat and (parse_time(record.get(heartbeat)) or 0.0) > run.last_seen + 5.0:
+        reason = "alive elsewhere (newer heartbeat)"
+    elif journal.live_open(base_id, run.table, run.record_key, writer.owner):
+        reason = "open in a live process"
+    if reason is None:
+        lock = guard or threading.Lock()
+        with lock:
+            if open_here is not None and open_here(run.table, run.record_key):
+                reason = "resumed by this process"
+            else:
+                assert record is not None
+                note = f"Interrupted: the process stopped ({run.stopped}); last seen at {utc_iso(run.last_seen)}"
+                end = closing_fields(run.roles, record, Status.INTERRUPTED, run.last_seen, note)
+                fields = {**run.key_values, **end}
+                writer.submit(
+                    ("dead-run", run.table, run.record_key),
+                    run.table,
+                    run.key_fields,
+                    fields,
+                    RunEvent(run.table, run.record_key, run.key_fields, opened=False),
+                )
+                return True
+    journal.drop_dead_run(base_id, writer.owner, run.table, run.record_key)
+    logger.info("jobtrace: run %s in %r left open by a dead process: %s", run.record_key, run.table, reason)
+    return False
