@@ -6,6 +6,8 @@
     jobtrace show RUN_ID [--json]
     jobtrace check
     jobtrace replay [--journal PATH] [--timeout S] [--retry-undeliverable]
+    jobtrace reap [--older-than DURATION] [--dry-run]
+    jobtrace close RUN_ID [--status STATUS] [--note TEXT]
     jobtrace emulator [--port N] [--base APP_ID=SCHEMA.json] ...
 
 Configuration comes from the environment, as for the Airtable sink:
@@ -370,6 +372,11 @@ def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
     if any(p.message.startswith("could not read the schema") for p in problems):
         print("not checked: Airtable could not be reached", file=out)
         return 1
+    from ._lifecycle_cli import heartbeat_note
+
+    note = heartbeat_note(settings)
+    if note:
+        print(note, file=out)
     if problems:
         print("usable, with warnings", file=out)
     else:
@@ -382,18 +389,23 @@ def cmd_replay(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
     from .sinks.airtable.journal import default_journal_path
 
     settings = _settings(env)
+    from .sinks.airtable.replay import JournalError
+
     journal = args.journal or env.get("JOBTRACE_JOURNAL") or str(default_journal_path())
-    if not os.path.exists(journal):
+    if not os.path.lexists(journal):
         print(f"nothing to replay: no journal at {journal}", file=out)
         return 0
-    result = replay(
-        settings.api_key,
-        settings.base_id,
-        journal_path=journal,
-        endpoint_url=settings.endpoint_url,
-        timeout=args.timeout,
-        retry_undeliverable=args.retry_undeliverable,
-    )
+    try:
+        result = replay(
+            settings.api_key,
+            settings.base_id,
+            journal_path=journal,
+            endpoint_url=settings.endpoint_url,
+            timeout=args.timeout,
+            retry_undeliverable=args.retry_undeliverable,
+        )
+    except JournalError as exc:
+        raise UserError(str(exc)) from None
     print(f"replayed {journal} to base {settings.base_id}: {result}", file=out)
     if not result.ok:
         print(
@@ -408,6 +420,14 @@ def cmd_replay(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
             file=out,
         )
     return 0
+
+
+# Public names for the private command modules (jobtrace._lifecycle_cli).
+settings_from = _settings
+call = _call
+tables = _tables
+airtable_error = _airtable_error
+print_table = _table
 
 
 # -- the parser and main ------------------------------------------------------------------------
@@ -467,6 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-undeliverable", action="store_true", help="also resend what Airtable refused before (after a fix)"
     )
     rep.set_defaults(handler=cmd_replay)
+
+    from . import _lifecycle_cli
+
+    _lifecycle_cli.add_parsers(sub)  # reap, close
 
     from .testing.emulator import cli as emulator_cli
 

@@ -81,7 +81,10 @@ def test_a_process_killed_mid_job_leaves_a_journal_that_replay_delivers_once(
     jobs = emulator.records(BASE_ID, JOBS)
     assert len(jobs) == 1
     job = jobs[0]["fields"]
-    assert (job["Run ID"], job["Status"], job["Progress"]) == (run_id, "Running", "20 of 40 clients")
+    # The dead process's changes first, then its open run closed (issue 9: no run is left Running).
+    assert (job["Run ID"], job["Status"], job["Progress"]) == (run_id, "Interrupted", "20 of 40 clients")
+    assert result.closed == 1
+    assert "the process stopped" in job["System Notes"].splitlines()[-1]
     assert job["Clients Processed"] == 20
     records = fields_by_client(emulator)
     assert len(records) == 20
@@ -91,7 +94,7 @@ def test_a_process_killed_mid_job_leaves_a_journal_that_replay_delivers_once(
         assert record.get("Posts Processed", 0) == i  # Airtable omits 0
 
     again = replay(emulator.api_key, BASE_ID, journal_path=journal_path, endpoint_url=emulator.url, timeout=5)
-    assert (again.claimed, again.delivered, again.remaining) == (0, 0, 0)
+    assert (again.claimed, again.delivered, again.remaining, again.closed) == (0, 0, 0, 0)
     assert len(emulator.records(BASE_ID, CLIENTS)) == 20
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
-from .journal import Journal
+from .journal import Journal, JournalError
 from .throttle import throttle_for
 from .writer import Writer
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["JournalError", "ReplayResult", "replay"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class ReplayResult:
     """Records or fields Airtable refused, kept in the journal (see ``retry_undeliverable``)."""
     requests: int
     """API requests made."""
+    closed: int = 0
+    """Runs a dead process left ``Running``, ended as ``Interrupted`` after its changes were delivered."""
+    live_rows: int = 0
+    """Rows of this base not taken: their owner is a live process (it delivers them itself)."""
+    other_bases: int = 0
+    """Rows of other bases in the journal, not taken (replay those with their base's ID)."""
 
     @property
     def ok(self) -> bool:
@@ -33,10 +40,15 @@ class ReplayResult:
         return self.remaining == 0
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"claimed {self.claimed}, delivered {self.delivered}, remaining {self.remaining}, "
-            f"undeliverable {self.undeliverable} ({self.requests} requests)"
+            f"undeliverable {self.undeliverable}, dead runs closed {self.closed} ({self.requests} requests)"
         )
+        if self.live_rows:
+            text += f"; not taken: {self.live_rows} row(s) owned by a live process"
+        if self.other_bases:
+            text += f"; not taken: {self.other_bases} row(s) of other bases"
+        return text
 
 
 def replay(
@@ -60,10 +72,15 @@ def replay(
     ``retry_undeliverable=True`` first puts back what Airtable refused earlier
     (after the base was fixed). Whatever is not delivered in time stays in the
     journal. The API key is used for the requests only; it is never stored.
+    Then the runs dead processes left ``Running`` are ended as ``Interrupted``
+    (:mod:`.dead_runs`). Raises :class:`JournalError` when the journal cannot
+    be opened, is not a file or is not a SQLite database.
     """
     from . import make_api
+    from .dead_runs import close_dead_runs
 
-    journal = Journal(journal_path)
+    deadline = time.monotonic() + timeout
+    journal = Journal(journal_path, strict=True)
     try:
         if retry_undeliverable:
             journal.requeue_undeliverable(base_id)
@@ -78,15 +95,24 @@ def replay(
             backoff_max=backoff_max,
         )
         writer.start()
-        writer.close(timeout)
+        closed = 0
+        if writer.wait_ready(max(0.0, deadline - time.monotonic())):
+            read_api = make_api(api_key, endpoint_url)
+            done = close_dead_runs(read_api, base_id, writer, journal, writer.throttle, deadline)
+            closed = done.closed
+        live_rows, other_bases = journal.skipped(base_id, writer.owner)
+        writer.close(max(0.0, deadline - time.monotonic()))
         stats = writer.stats
         _, undeliverable = journal.counts(base_id)
         return ReplayResult(
             claimed=stats.leftovers_claimed,
-            delivered=stats.records_delivered,
+            delivered=stats.records_delivered - closed,
             remaining=writer.backlog(),
             undeliverable=undeliverable,
             requests=stats.requests,
+            closed=closed,
+            live_rows=live_rows,
+            other_bases=other_bases,
         )
     finally:
         journal.close()

@@ -193,6 +193,11 @@ class Writer:
         if wake:
             self._work.set()
 
+    @property
+    def throttle(self) -> Throttle:
+        """The base's request budget this writer sends under."""
+        return self._throttle
+
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the writer has claimed the journal's leftovers (True), or ``timeout`` passes."""
         return self._ready.wait(timeout)
