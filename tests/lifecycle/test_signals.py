@@ -108,8 +108,14 @@ def test_sigterm_keeps_the_grace_bound_while_airtable_hangs(emulator: AirtableEm
     emulator.clear_faults()
     from jobtrace.sinks.airtable import replay
 
-    result = replay(emulator.api_key, "appJobtraceLife01", journal_path=journal_path, endpoint_url=emulator.url,
-                    timeout=30, rate_limit_penalty=1.0)
+    result = replay(
+        emulator.api_key,
+        "appJobtraceLife01",
+        journal_path=journal_path,
+        endpoint_url=emulator.url,
+        timeout=30,
+        rate_limit_penalty=1.0,
+    )
     assert result.ok
     [job] = records(emulator, JOBS)
     [client] = records(emulator, CLIENTS)

@@ -57,7 +57,9 @@ def test_a_change_is_journaled_within_a_fraction_of_a_second_while_a_request_is_
                 client.incr(posts_processed=7)
             made = time.monotonic()
             while time.monotonic() - made < 2.0:
-                if any(f.get("Client ID") == "second" and f.get("Status") == "Completed" for f in _journaled(journal_path)):
+                if any(
+                    f.get("Client ID") == "second" and f.get("Status") == "Completed" for f in _journaled(journal_path)
+                ):
                     break
                 time.sleep(0.02)
             took = time.monotonic() - made
@@ -146,7 +148,7 @@ def test_a_full_disk_is_told_truthfully_at_exit(emulator: AirtableEmulator, jour
     proc = spawn(code, child_env(emulator, journal_path))
     _, err = proc.communicate(timeout=60)
     assert "could NOT be kept" in err, err[-3000:]
-    line = next(l for l in err.splitlines() if "could NOT be kept" in l)
+    line = next(x for x in err.splitlines() if "could NOT be kept" in x)
     kept = Journal(journal_path).counts(BASE_ID)[0]
     # "N record(s) not delivered; K kept in the journal ..., M could NOT be kept": K matches the journal.
     words = line.split()
@@ -210,5 +212,3 @@ def test_replay_tells_what_it_did_not_take(emulator: AirtableEmulator, journal_p
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
-
-
