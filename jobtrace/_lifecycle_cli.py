@@ -97,7 +97,6 @@ def cmd_reap(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
     from pyairtable import formulas
 
     from . import cli
-    from .sinks.airtable.dead_runs import closing_fields
 
     settings = cli.settings_from(env)
     schema = _base_schema(settings)
@@ -155,7 +154,7 @@ def cmd_reap(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
             end = again if has_heartbeat and names.heartbeat and fresh.get(names.heartbeat) else time.time()
             where = "last seen at " + utc_iso(again) if has_heartbeat else "the base keeps no heartbeat"
             note = f"Interrupted: the process stopped (found by `jobtrace reap`); {where}"
-            update = closing_fields(_roles(names), fresh, Status.INTERRUPTED, end, note)
+            update = _end_fields(settings, schema, table.kind, fresh, Status.INTERRUPTED, end, note)
             try:
                 cli.call(settings, functools.partial(api_table.update, record["id"], update))
             except Exception as exc:
@@ -173,8 +172,26 @@ def cmd_reap(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
     return 0
 
 
-def _roles(names: Any) -> dict[str, str | None]:
-    return {"status": names.status, "end_time": names.end_time, "notes": names.notes, "heartbeat": names.heartbeat}
+def _end_fields(
+    settings: Any, schema: Schema, kind: str, record: Mapping[str, Any], status: str, end: float, note: str
+) -> dict[str, Any]:
+    """The fields that end ``record``; a job's roll-ups recounted from its client records."""
+    from . import cli
+    from .sinks.airtable import make_api, run_roles
+    from .sinks.airtable.dead_runs import closing_fields, job_rollups, read_client_records
+
+    roles = run_roles(schema, kind)
+    fields: dict[str, Any] = {}
+    if kind == "job":
+        api = make_api(settings.api_key, settings.endpoint_url)
+        run_id = str(record.get(schema.job.names.run_id))
+        try:
+            clients = cli.call(settings, lambda: read_client_records(api, settings.base_id, roles, run_id))
+        except Exception as exc:
+            raise cli.airtable_error(exc, settings) or exc from None
+        fields.update(job_rollups(roles, clients))
+    fields.update(closing_fields(roles, dict(record), status, end, note))
+    return fields
 
 
 def _last_seen(fields: Mapping[str, Any], names: Any, has_heartbeat: bool) -> float | None:
@@ -227,9 +244,7 @@ def cmd_close(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
     note = "Closed by hand (jobtrace close)" + (f": {args.note}" if args.note else "")
     if status == Status.INTERRUPTED:
         note = f"Interrupted: {note}"
-    from .sinks.airtable.dead_runs import closing_fields
-
-    update = closing_fields(_roles(names), fresh, status, time.time(), note)
+    update = _end_fields(settings, schema, table.kind, fresh, status, time.time(), note)
     try:
         cli.call(settings, lambda: api_table.update(found["id"], update))
     except Exception as exc:

@@ -196,7 +196,16 @@ def test_replay_tells_what_it_did_not_take(emulator: AirtableEmulator, journal_p
     try:
         wait_for_line(proc, "ready")
         wait_for_line(other, "ready")
-        time.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # both jobs' starts are journaled
+            conn = sqlite3.connect(journal_path, timeout=5)
+            try:
+                bases = {b for (b,) in conn.execute("SELECT DISTINCT base_id FROM pending")}
+            finally:
+                conn.close()
+            if len(bases) == 2:
+                break
+            time.sleep(0.05)
         other.kill()
         other.wait()
         emulator.set_down(False)

@@ -49,6 +49,7 @@ __all__ = [
     "default_journal_path",
     "make_api",
     "replay",
+    "run_roles",
 ]
 
 logger = logging.getLogger("jobtrace")
@@ -148,7 +149,7 @@ class AirtableSink(Sink):
         self._live_lock = threading.Lock()
         self._beats: dict[Any, float] = {}
         self._heartbeat_field: dict[str, str | None] = {}
-        self._roles: dict[str, dict[str, str | None]] = {}
+        self._roles: dict[str, dict[str, Any]] = {}
         self._heartbeat_interval = heartbeat_interval
         self._stopped = threading.Event()
 
@@ -171,10 +172,11 @@ class AirtableSink(Sink):
     def start(self, schema: Schema) -> None:
         """Check the base against the mapping (``ConfigurationError`` if it cannot work), start the writer."""
         schema = self._schema_override or schema
+        seen: dict[str, Any] = {}
         if self._check:
             slot = self._throttle.acquire(timeout=self._penalty + 5.0)
             try:
-                problems = check_base(self._read_api, self._base_id, schema)
+                problems = check_base(self._read_api, self._base_id, schema, seen=seen)
             finally:
                 if slot is not None:
                     self._throttle.done(slot)
@@ -209,14 +211,9 @@ class AirtableSink(Sink):
             )
             self._writer.start()
             for kind, table in self._tables.items():
-                names = table.names
-                self._heartbeat_field[kind] = names.heartbeat
-                self._roles[kind] = {
-                    "status": names.status,
-                    "end_time": names.end_time,
-                    "notes": names.notes,
-                    "heartbeat": names.heartbeat,
-                }
+                self._heartbeat_field[kind] = table.names.heartbeat or _heartbeat_in(seen, table.name)
+                self._roles[kind] = run_roles(schema, kind)
+                self._roles[kind]["heartbeat"] = self._heartbeat_field[kind]
             if self._deliver_leftovers:
                 threading.Thread(target=self._close_dead_runs, name="jobtrace-dead-runs", daemon=True).start()
             if self._heartbeat_field.get(JOB):
@@ -345,6 +342,29 @@ class AirtableSink(Sink):
             return None
         return {k: v for k, v in merged.items() if v is not None}
 
+    def read_client_runs(self, run_id: str) -> list[Mapping[str, Any]] | None:
+        """Every client record of job run ``run_id`` as Airtable has it (one request per 100 records),
+        with this process's undelivered changes on top. Raises ``SinkError`` when Airtable cannot be read."""
+        table = self._tables.get(CLIENT)
+        if table is None:
+            raise SinkError("AirtableSink.read_client_runs() before start()")
+        prefix = f"{run_id}-"
+        formula = formulas.EQ(formulas.LEFT(formulas.Field(table.names.run_id), len(prefix)), prefix)
+        slot = self._throttle.acquire(timeout=self._penalty + 5.0)
+        try:
+            records = self._read_api.table(self._base_id, table.name).all(formula=formula)
+            found: list[dict[str, Any]] = [dict(r["fields"]) for r in records]
+        except requests.RequestException as exc:
+            raise SinkError(f"could not read the client runs of {run_id} from Airtable: {exc}") from None
+        finally:
+            if slot is not None:
+                self._throttle.done(slot)
+        if self._writer is not None:
+            for fields in found:
+                key = record_key(self._key_fields[CLIENT], fields)
+                fields.update(self._writer.pending_fields(table.name, key))
+        return list(found)
+
     def _fetch(self, table_name: str, formula: formulas.Formula, run_id: str) -> dict[str, Any] | None:
         last: Exception | None = None
         for attempt in range(3):
@@ -415,6 +435,42 @@ class AirtableSink(Sink):
 
     def __repr__(self) -> str:
         return f"<AirtableSink base={self._base_id} endpoint={self._endpoint}>"
+
+
+def run_roles(schema: Schema, kind: str) -> dict[str, Any]:
+    """The field names that end a record of ``kind`` (for a job: also those of its roll-ups)."""
+    table = schema.job if kind == JOB else schema.client
+    names = table.names
+    roles: dict[str, Any] = {
+        "run_id": names.run_id,
+        "status": names.status,
+        "end_time": names.end_time,
+        "notes": names.notes,
+        "heartbeat": names.heartbeat,
+    }
+    if kind == JOB:
+        roles.update(
+            client_table=schema.client.name,
+            client_run_id=schema.client.names.run_id,
+            client_status=schema.client.names.status,
+            clients_processed=names.clients_processed,
+            clients_succeeded=names.clients_succeeded,
+            clients_failed=names.clients_failed,
+            counters=list(schema.rollup_counters),
+        )
+    return roles
+
+
+def _heartbeat_in(metadata: Mapping[str, Any], table_name: str) -> str | None:
+    """The base's ``Last Heartbeat`` dateTime field in ``table_name``, when the mapping does not name one."""
+    from ...schema import CLIENT_ROLES, DATETIME_TYPES
+
+    for table in metadata.get("tables", []):
+        if table.get("name") == table_name:
+            for field in table.get("fields", []):
+                if field.get("name") == CLIENT_ROLES["heartbeat"] and field.get("type") in DATETIME_TYPES:
+                    return CLIENT_ROLES["heartbeat"]
+    return None
 
 
 def _now_iso() -> str:

@@ -53,7 +53,7 @@ def base_metadata(api: Api, base_id: str) -> dict[str, Any]:
     return dumped
 
 
-def check_base(api: Api, base_id: str, schema: Schema) -> list[Problem]:
+def check_base(api: Api, base_id: str, schema: Schema, *, seen: dict[str, Any] | None = None) -> list[Problem]:
     """Compare the base with ``schema``; return the problems (empty when everything fits).
 
     Errors: a table or mapped field missing, a mapped field computed in the
@@ -61,7 +61,8 @@ def check_base(api: Api, base_id: str, schema: Schema) -> list[Problem]:
     writes, a status jobtrace writes missing from the ``Status`` choices, or a
     token Airtable refuses. Warnings: the metadata API is not available to
     the token (it needs the ``schema.bases:read`` scope) or Airtable cannot be
-    reached; the caller then goes on with the configured schema.
+    reached; the caller then goes on with the configured schema. ``seen``, if
+    given, receives the metadata that was read.
     """
     try:
         meta = base_metadata(api, base_id)
@@ -91,6 +92,8 @@ def check_base(api: Api, base_id: str, schema: Schema) -> list[Problem]:
         return [_unreachable(base_id, f"HTTP {status}")]
     except requests.RequestException as exc:
         return [_unreachable(base_id, type(exc).__name__)]
+    if seen is not None:  # the metadata read, for a caller that wants it too (no second request)
+        seen.update(meta)
     tables = {t["name"]: t for t in meta.get("tables", [])}
     by_id = {t.get("id"): t for t in meta.get("tables", [])}
     problems: list[Problem] = []

@@ -28,7 +28,7 @@ from .journal import DeadRun, Journal, RunEvent
 from .throttle import Throttle
 from .writer import Writer
 
-__all__ = ["ClosedRuns", "close_dead_runs", "closing_fields", "parse_time"]
+__all__ = ["ClosedRuns", "close_dead_runs", "closing_fields", "job_rollups", "parse_time", "read_client_records"]
 
 logger = logging.getLogger("jobtrace")
 
@@ -56,8 +56,38 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+def read_client_records(api: Api, base_id: str, roles: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """Every client record of job run ``run_id`` (one request per 100 records)."""
+    prefix = f"{run_id}-"
+    formula = formulas.EQ(formulas.LEFT(formulas.Field(roles["client_run_id"]), len(prefix)), prefix)
+    return [dict(r["fields"]) for r in api.table(base_id, roles["client_table"]).all(formula=formula)]
+
+
+def job_rollups(roles: dict[str, Any], clients: list[dict[str, Any]]) -> dict[str, Any]:
+    """A job's roll-ups counted from its client records, as the job itself counts them.
+
+    Ended client runs count; ``Failed`` and ``Cancelled`` ones as failed. ``Running`` (their process
+    died) and ``Interrupted`` ones are not counted: they did not finish, and a resumed run redoes them.
+    """
+    status = roles["client_status"]
+    counted = [c for c in clients if c.get(status) not in (None, Status.RUNNING, Status.INTERRUPTED)]
+    failed = sum(1 for c in counted if c.get(status) in (Status.FAILED, Status.CANCELLED))
+    fields: dict[str, Any] = {}
+    for role, value in (
+        ("clients_processed", len(counted)),
+        ("clients_succeeded", len(counted) - failed),
+        ("clients_failed", failed),
+    ):
+        if roles.get(role):
+            fields[roles[role]] = value
+    for name in roles.get("counters") or ():
+        total = sum(c.get(name) or 0 for c in counted)
+        fields[name] = int(total) if float(total).is_integer() else total
+    return fields
+
+
 def closing_fields(
-    roles: dict[str, str | None], record: dict[str, Any], status: str, end: float | None, note: str
+    roles: dict[str, Any], record: dict[str, Any], status: str, end: float | None, note: str
 ) -> dict[str, Any]:
     """The fields that end ``record``: its status, ``End Time`` and a ``System Notes`` line appended."""
     fields: dict[str, Any] = {}
@@ -100,7 +130,7 @@ def close_dead_runs(
             if records is None:
                 continue  # Airtable unreachable: a later start or replay closes them
             for run in chunk:
-                if _close_one(base_id, writer, journal, run, records, open_here, guard):
+                if _close_one(api, base_id, writer, journal, throttle, run, records, open_here, guard):
                     closed += 1
                 else:
                     skipped += 1
@@ -136,9 +166,11 @@ def _read(
 
 
 def _close_one(
+    api: Api,
     base_id: str,
     writer: Writer,
     journal: Journal,
+    throttle: Throttle,
     run: DeadRun,
     records: list[dict[str, Any]],
     open_here: Callable[[str, str], bool] | None,
@@ -156,6 +188,18 @@ def _close_one(
         reason = "alive elsewhere (newer heartbeat)"
     elif journal.live_open(base_id, run.table, run.record_key, writer.owner):
         reason = "open in a live process"
+    rollups: dict[str, Any] = {}
+    if reason is None and run.roles.get("client_table"):
+        # A job: its roll-ups as its client records say (what the throttle held back died with the process).
+        slot = throttle.acquire(timeout=30.0)
+        try:
+            run_id = run.key_values.get(str(run.roles.get("run_id")))
+            rollups = job_rollups(run.roles, read_client_records(api, base_id, run.roles, str(run_id)))
+        except Exception as exc:
+            logger.warning("jobtrace: could not count the client runs of %s: %s", run.record_key, exc)
+        finally:
+            if slot is not None:
+                throttle.done(slot)
     if reason is None:
         lock = guard or threading.Lock()
         with lock:
@@ -165,7 +209,7 @@ def _close_one(
                 assert record is not None
                 note = f"Interrupted: the process stopped ({run.stopped}); last seen at {utc_iso(run.last_seen)}"
                 end = closing_fields(run.roles, record, Status.INTERRUPTED, run.last_seen, note)
-                fields = {**run.key_values, **end}
+                fields = {**run.key_values, **rollups, **end}
                 writer.submit(
                     ("dead-run", run.table, run.record_key),
                     run.table,

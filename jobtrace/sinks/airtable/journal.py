@@ -117,8 +117,8 @@ class RunEvent:
     record_key: str
     key_fields: tuple[str, ...]
     opened: bool
-    roles: dict[str, str | None] | None = None
-    """Field names to close the record with: status, end_time, notes, heartbeat."""
+    roles: dict[str, Any] | None = None
+    """Field names to close the record with: status, end_time, notes, heartbeat (a job: its roll-ups too)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class DeadRun:
     record_key: str
     key_fields: tuple[str, ...]
     key_values: dict[str, Any]
-    roles: dict[str, str | None]
+    roles: dict[str, Any]
     stopped: str
     """What the process was: ``pid 12 on host h``."""
     last_seen: float
