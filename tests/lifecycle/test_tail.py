@@ -219,5 +219,5 @@ def test_replay_tells_what_it_did_not_take(emulator: AirtableEmulator, journal_p
         assert "1 row(s) owned by a live process" in out.stdout, out.stdout + out.stderr
         assert "1 row(s) of other bases" in out.stdout
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.kill()
         proc.communicate(timeout=30)

@@ -1,0 +1,35 @@
+"""The kill matrix's quick form: one SIGKILL and one SIGTERM per recovery, nothing lost, doubled or left Running."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def kill_matrix(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    if not (REPO / "benchmarks" / "kill_matrix.py").exists():
+        pytest.skip("benchmarks/ is not part of this checkout")
+    monkeypatch.syspath_prepend(str(REPO))
+    return importlib.import_module("benchmarks.kill_matrix")
+
+
+def test_killed_jobs_recovered_by_replay_or_reap_lose_nothing_double_nothing_and_leave_nothing_running(
+    kill_matrix: ModuleType,
+) -> None:
+    cells = kill_matrix.run(trials=1, seed=7)
+    assert [(c["signal"], c["recovery"]) for c in cells] == [
+        ("SIGKILL", "a"),
+        ("SIGKILL", "b"),
+        ("SIGTERM", "a"),
+        ("SIGTERM", "b"),
+    ]
+    print(kill_matrix.render(cells))
+    for cell in cells:
+        assert (cell.get("lost", 0), cell.get("duplicated", 0), cell.get("running", 0)) == (0, 0, 0), cell
+        assert cell.get("rollups_off", 0) == 0, cell
