@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import table  # noqa: E402
+from benchmarks._report import table
 
 CLIENTS = 50
 GRACE = 0.25
@@ -160,7 +160,7 @@ def run(trials: int, seed: int = 1) -> list[dict[str, Any]]:
         for sig in (signal.SIGKILL, signal.SIGTERM):
             for recovery in ("a", "b"):
                 totals = Counter[str]()
-                for i in range(trials):
+                for _i in range(trials):
                     n += 1
                     base_id = f"appKillMatrix{n:04d}"
                     emu.add_base(base_id, _base())
