@@ -186,8 +186,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
         return  # already stopping: the first one's bound holds
     _signal_received = signum
     _signal_at = time.monotonic()
-    logger.warning("jobtrace: %s received; ending open runs as Interrupted", signal.Signals(signum).name)
     threading.Thread(target=_watchdog, name="jobtrace-sigterm", daemon=True).start()
+    if _exit_started.is_set():
+        # The process is exiting already and delivering within its bound: let it finish, then die as SIGTERM'd.
+        return
+    logger.warning("jobtrace: %s received; ending open runs as Interrupted", signal.Signals(signum).name)
     raise ProcessStopping(signum)
 
 
@@ -203,10 +206,13 @@ def _watchdog() -> None:
     bound = _exit_timeout()
     deadline = _signal_at + bound
     # Half the bound for the main thread to unwind and reach the exit path, the rest to deliver.
+    ran_here = False
     if not _exit_started.wait(max(0.0, _signal_at + bound / 2 - time.monotonic())):
         logger.warning("jobtrace: the main thread did not exit after SIGTERM; ending open runs from a watchdog")
-        _exit_path(deadline)
-    _exit_done.wait(max(0.0, deadline - time.monotonic()) + 1.0)
+        ran_here = _exit_path(deadline)
+    if not ran_here and _exit_done.wait(max(0.0, deadline - time.monotonic()) + 0.5):
+        # The main thread ends the process itself (killed by SIGTERM); this is only the backstop.
+        time.sleep(0.5)
     _die(from_main_thread=False)
 
 
@@ -257,18 +263,18 @@ def _exit_exception() -> BaseException:
     return _ExitInterruption(f"Interrupted: {stopping() or 'the process exited while the run was open'}")
 
 
-def _exit_path(deadline: float | None = None) -> None:
-    """End open runs, then close every sink within one total bound. Runs once per process."""
+def _exit_path(deadline: float | None = None) -> bool:
+    """End open runs, then close every sink within one total bound. Runs once per process (True: ran now)."""
     global _exiting
     if not _exit_once.acquire(blocking=False):
-        return
+        return False
     _exit_started.set()
     try:
         from . import tracker
 
         _exiting = True
         if tracker.configured() is None:
-            return
+            return True
         if deadline is None:
             deadline = time.monotonic() + _exit_timeout()
         ended = end_open_runs()
@@ -279,6 +285,7 @@ def _exit_path(deadline: float | None = None) -> None:
         logger.error("jobtrace: the exit path failed: %s", exc)
     finally:
         _exit_done.set()
+    return True
 
 
 def _at_exit() -> None:

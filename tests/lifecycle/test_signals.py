@@ -210,3 +210,36 @@ def test_a_task_cancelled_while_the_process_goes_on_is_cancelled() -> None:
         jobtrace.restore(previous)
     assert [r["Status"] for r in sink.job_records()] == ["Cancelled"]
     assert [r["Status"] for r in sink.client_records()] == ["Cancelled"]
+
+
+def test_sigterm_ends_the_process_within_the_bound_even_when_a_non_daemon_thread_keeps_it_alive(
+    emulator: AirtableEmulator, journal_path: Path
+) -> None:
+    code = """
+    import threading, time
+    import jobtrace
+    from jobtrace.sinks import AirtableSink
+    jobtrace.configure([AirtableSink.from_env()], exit_timeout=3.0)
+
+    def work():
+        with jobtrace.tracked_job("worker-thread"), jobtrace.client_run("acme"):
+            print("ready", flush=True)
+            time.sleep(60)   # never returns in time: the interpreter would wait for this thread
+
+    worker = threading.Thread(target=work)   # not a daemon
+    worker.start()
+    worker.join()
+    """
+    proc = spawn(code, child_env(emulator, journal_path))
+    wait_for_line(proc, "ready")
+    time.sleep(0.2)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert proc.returncode in (-signal.SIGTERM, 143)
+    assert took < 3.6, f"took {took:.1f} s for a 3 s bound"
+    [job] = records(emulator, JOBS)
+    [client] = records(emulator, CLIENTS)
+    assert (job["Status"], client["Status"]) == ("Interrupted", "Interrupted")
+    assert "SIGTERM" in client["System Notes"].splitlines()[-1]
