@@ -56,6 +56,8 @@ T = TypeVar("T")
 MAX_RECORDS_PER_REQUEST = 10
 #: How often, at most, the writer moves new changes to the journal while it waits to send.
 DRAIN_INTERVAL = 0.1
+#: How long a record waits for the journal before it is sent anyway (a stuck or failing journal).
+JOURNAL_PATIENCE = 1.0
 #: How often, at most, an idle writer tells the journal it is alive (a dead owner's "last seen").
 HEARTBEAT_INTERVAL = 5.0
 
@@ -133,10 +135,13 @@ class Writer:
         self._pending: dict[Hashable, _Pending] = {}
         self._events: list[RunEvent] = []  # runs opened/closed since the last drain
         self._delivered: list[tuple[str, str, int]] = []  # to forget in the journal at the next drain
-        self._unsaved: set[tuple[str, str]] = set()  # outbox records whose last version the journal lacks
+        # Outbox records whose last version the journal lacks, with when they first lacked it: they are
+        # sent once journaled (write-ahead), or after JOURNAL_PATIENCE if the journal is stuck.
+        self._unsaved: dict[tuple[str, str], float] = {}
         self._journal_order = threading.RLock()  # journal writes in the order of the versions they carry
         self._spooler: threading.Thread | None = None
         self._registered = threading.Event()
+        self._spool_wake = threading.Event()
         self._owner_lock: Any = None
         self._outbox: dict[tuple[str, str], _Entry] = {}
         self._forced: deque[list[tuple[str, str]]] = deque()
@@ -192,6 +197,7 @@ class Writer:
             self.stats.changes_submitted += 1
         if wake:
             self._work.set()
+            self._spool_wake.set()
 
     @property
     def throttle(self) -> Throttle:
@@ -259,6 +265,7 @@ class Writer:
             self._closed = True
         self._stop.set()
         self._work.set()
+        self._spool_wake.set()
         thread = self._thread
         for worker in (self._spooler, thread):
             if worker is not None:
@@ -282,11 +289,11 @@ class Writer:
         with self._state, self._lock:
             if not self.journal.persistent:
                 return len(self._outbox) + len(self._pending)
-            return len(self._unsaved & set(self._outbox)) + len(self._pending)
+            return len(self._unsaved.keys() & self._outbox.keys()) + len(self._pending)
 
     def _unsaved_count(self) -> int:
         with self._state:
-            return len(self._unsaved & set(self._outbox))
+            return len(self._unsaved.keys() & self._outbox.keys())
 
     def _report_left(self) -> None:
         left = self.backlog()
@@ -323,7 +330,9 @@ class Writer:
             self._registered.set()
             last_seen = time.monotonic()
             while not self._stop.is_set():
-                self._stop.wait(DRAIN_INTERVAL)
+                if self._spool_wake.wait(DRAIN_INTERVAL):
+                    self._spool_wake.clear()
+                    time.sleep(0.005)  # let a burst of changes gather into one transaction
                 if self._drain():
                     last_seen = time.monotonic()
                 elif time.monotonic() - last_seen > HEARTBEAT_INTERVAL:
@@ -358,6 +367,9 @@ class Writer:
                         more = bool(self._pending)
                     if not more:
                         self._work.wait(HEARTBEAT_INTERVAL)
+                    continue
+                if not self._sendable():
+                    self._stop.wait(0.01)  # the journal thread is saving them (write-ahead)
                     continue
                 wait = self._retry_at - time.monotonic()
                 slot = None
@@ -402,7 +414,7 @@ class Writer:
             else:
                 entry.row.fields.update(item.fields)
             entry.version = next(self._versions)
-            self._unsaved.add(key)
+            self._unsaved.setdefault(key, time.monotonic())
 
     def _drain(self) -> bool:
         """Journal what changed (write-ahead), forget what was delivered; True if the journal was written.
@@ -447,7 +459,7 @@ class Writer:
                     key = (row.table, row.record_key)
                     entry = self._outbox.get(key)
                     if entry is None or entry.version == version:
-                        self._unsaved.discard(key)
+                        self._unsaved.pop(key, None)
             return True
 
     def _adopt(self, rows: list[JournalRow]) -> None:
@@ -473,6 +485,14 @@ class Writer:
             self.base_id,
         )
 
+    def _sendable(self) -> bool:
+        """Whether some record may be sent now: journaled, or waiting for the journal too long."""
+        with self._state:
+            if self._forced or len(self._unsaved) < len(self._outbox):
+                return True
+            patience = time.monotonic() - JOURNAL_PATIENCE
+            return any(since <= patience for since in self._unsaved.values())
+
     def _pick(self) -> tuple[list[_Entry], bool]:
         """The next batch: a split-off part of a refused batch first, else up to 10 oldest of one table."""
         with self._state:
@@ -483,11 +503,16 @@ class Writer:
                     return entries, True
             if not self._outbox:
                 return [], False
-            values = iter(self._outbox.values())
-            first = next(values)
-            group = (first.row.table, first.row.key_fields)
-            batch = [first]
-            for entry in values:
+            # Write-ahead: a record goes out once the journal has it (or the journal is stuck).
+            unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
+            group: tuple[str, tuple[str, ...]] | None = None
+            batch: list[_Entry] = []
+            for key, entry in self._outbox.items():
+                since = unsaved.get(key)
+                if since is not None and since > patience:
+                    continue
+                if group is None:
+                    group = (entry.row.table, entry.row.key_fields)
                 if (entry.row.table, entry.row.key_fields) == group:
                     batch.append(entry)
                     if len(batch) == MAX_RECORDS_PER_REQUEST:
@@ -517,7 +542,7 @@ class Writer:
                 key = (entry.row.table, entry.row.record_key)
                 if self._outbox.get(key) is entry and entry.version == version:
                     del self._outbox[key]
-                    self._unsaved.discard(key)
+                    self._unsaved.pop(key, None)
                 # Forgotten in the journal by the journal thread (never on this one: no waiting on SQLite here).
                 self._delivered.append((entry.row.table, entry.row.record_key, version))
             if self._spooler is None:
@@ -608,6 +633,7 @@ class Writer:
                 key = (row.table, row.record_key)
                 if self._outbox.get(key) is entry:
                     del self._outbox[key]
+                    self._unsaved.pop(key, None)
                 self._guard(self.journal.set_aside, self.base_id, self.owner, row, error, entry.version, True)
                 what = "the record"
         logger.error(
