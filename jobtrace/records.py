@@ -341,7 +341,7 @@ class _Run:
 
     def _start_fields(self, resumed: bool) -> dict[str, Any]:
         names = self._table.names
-        fields: dict[str, Any] = {names.status: Status.RUNNING}
+        fields: dict[str, Any] = {names.status: self._table.normalize_status(Status.RUNNING)}
         if resumed:
             # Never an End Time while Running, and no error left over from an earlier attempt.
             if names.end_time is not None:
@@ -364,9 +364,11 @@ class JobRun(_Run):
         "__weakref__",
         "_contributions",
         "_dirty",
+        "_expected",
         "_failed",
         "_last_client",
         "_last_rollup",
+        "_own_progress",
         "_rollup_names",
         "_sums",
         "job_type",
@@ -394,6 +396,8 @@ class JobRun(_Run):
         self._last_rollup = 0.0
         self._dirty = False
         self._failed = 0  # contributions that failed, kept as a count: roll-ups stay O(1) per client
+        self._expected: int | None = None
+        self._own_progress = False
         if attach is not None:
             # Continue a record as it is (the explicit API): no start, no reopening.
             self._attach(attach)
@@ -416,6 +420,33 @@ class JobRun(_Run):
                 name = getattr(names, role)
                 if name is not None and isinstance(record.get(name), (int, float)):
                     self._counters[name] = record[name]
+
+    def expect_clients(self, total: int) -> None:
+        """Say how many client runs this job will have, e.g. ``job.expect_clients(50)``.
+
+        The job record's Progress then reads ``"12 of 50 clients, 1 failed"`` as client
+        runs end (so Airtable views and ``jobtrace watch`` show a bar), unless the code
+        sets Progress itself with ``update(progress=...)``.
+        """
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise InvalidValueError(f"expect_clients() takes a whole number >= 0, got {total!r}")
+        with self._lock:
+            self._expected = total
+            if self._table.names.progress is not None and not self._own_progress and not self._ended:
+                self._emit(UPDATE, {self._table.names.progress: self._progress_text()})
+
+    def update(self, **fields: Any) -> None:
+        progress = self._table.names.progress
+        if self._expected is not None and ("progress" in fields or (progress is not None and progress in fields)):
+            self._own_progress = True
+        super().update(**fields)
+
+    def _progress_text(self) -> str:
+        names = self._table.names
+        done = len(self._contributions) + int(self._counters.get(names.clients_processed or "", 0))
+        failed = self._failed + int(self._counters.get(names.clients_failed or "", 0))
+        text = f"{done} of {self._expected} clients"
+        return f"{text}, {failed} failed" if failed else text
 
     def client_state(self, client_id: str) -> tuple[float, ...] | None:
         """The counters a client run of this job ended with last time (to continue them)."""
@@ -502,6 +533,8 @@ class JobRun(_Run):
         for name, total in zip(self._rollup_names, self._sums):
             value: float = counters.get(name, 0) + total
             fields[name] = int(value) if float(value).is_integer() else value
+        if self._expected is not None and not self._own_progress and names.progress is not None:
+            fields[names.progress] = self._progress_text()
         return fields
 
     def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:

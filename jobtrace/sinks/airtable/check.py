@@ -49,7 +49,7 @@ class Problem:
 def base_metadata(api: Api, base_id: str) -> dict[str, Any]:
     """The base's tables and fields in the metadata API's shape (``{"tables": [...]}``)."""
     schema = api.base(base_id).schema()
-    dumped: dict[str, Any] = schema.model_dump(by_alias=True, mode="json")
+    dumped: dict[str, Any] = schema.model_dump(by_alias=True, mode="json", exclude_none=True)
     return dumped
 
 
@@ -187,7 +187,9 @@ def _check_table(configured: TableSchema, table: dict[str, Any]) -> list[Problem
     if status is not None and status["type"] == "singleSelect":
         choices = {c["name"] for c in (status.get("options") or {}).get("choices", [])}
         # Also the base's own statuses the mapping offers (e.g. "No Leads To Score"): a user may set them.
-        wanted = dict.fromkeys((*TRACKER_STATUSES, *configured.status_choices))
+        # A status the mapping aliases (e.g. Cancelled written as Failed) needs its alias, not itself.
+        aliases = configured.status_aliases
+        wanted = dict.fromkeys((*(aliases.get(s, s) for s in TRACKER_STATUSES), *configured.status_choices))
         missing = [s for s in wanted if s not in choices]
         if missing:
             problems.append(
@@ -197,7 +199,8 @@ def _check_table(configured: TableSchema, table: dict[str, Any]) -> list[Problem
                     status_name,
                     f"the status choice(s) {', '.join(repr(s) for s in missing)} that jobtrace writes are missing",
                     f"add {', '.join(repr(s) for s in missing)} to the options of the single select {status_name!r} "
-                    f"of {name!r} in Airtable",
+                    f"of {name!r} in Airtable, or let the base's own choices stand for them "
+                    f"(Schema.from_metadata(..., status_aliases={{'Cancelled': 'Failed'}}))",
                 )
             )
     return problems

@@ -112,6 +112,34 @@ class Base:
         with self.lock:
             return {"tables": copy.deepcopy(self.schema["tables"])}
 
+    def create_field(self, table_ref: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """``Create field``: add a field to a table (Airtable's rules, see :mod:`.fields`); returns it."""
+        import copy
+
+        from .fields import check_new_field
+
+        with self.lock:
+            table = self.table(table_ref)
+            field = check_new_field(table.schema, set(self._tables), payload)
+            table.schema["fields"].append(field)
+            self._formula_cache.clear()
+            return copy.deepcopy(field)
+
+    def update_field(self, table_ref: str, field_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """``Update field``: rename it and/or change its description (nothing else); returns it."""
+        import copy
+
+        from .fields import check_field_update
+
+        with self.lock:
+            table = self.table(table_ref)
+            field = next((f for f in table.schema["fields"] if f["id"] == field_id), None)
+            if field is None:
+                raise ApiError.model_not_found()
+            field.update(check_field_update(table.schema, field, payload))
+            self._formula_cache.clear()
+            return copy.deepcopy(field)
+
     # ------------------------------------------------------------------ reading
 
     def get_record(
