@@ -17,7 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 def test_cli_serves_until_terminated() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobtrace.testing.emulator", "--port", "0", "--base", f"appFromTheCli0001={REFERENCE_BASE}"],
+        [
+            sys.executable,
+            "-m",
+            "jobtrace.testing.emulator",
+            "--port",
+            "0",
+            "--base",
+            f"appFromTheCli0001={REFERENCE_BASE}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -49,7 +57,8 @@ def test_add_parser_registers_the_emulator_subcommand() -> None:
     parser = argparse.ArgumentParser(prog="jobtrace")
     cli.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["emulator", "--port", "0", "--base", "appFromTheCli0001=s.json", "--no-rate-limit"])
-    assert (args.command, args.port, args.base, args.no_rate_limit) == ("emulator", 0, ["appFromTheCli0001=s.json"], True)
+    expected = ("emulator", 0, ["appFromTheCli0001=s.json"], True)
+    assert (args.command, args.port, args.base, args.no_rate_limit) == expected
     assert cli.run(parser.parse_args(["emulator", "--base", "appFromTheCli0001=/no/such/file.json"])) == 1
 
 

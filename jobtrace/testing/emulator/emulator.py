@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -217,10 +218,8 @@ class AirtableEmulator:
     def _save_loop(self) -> None:
         assert self._data is not None
         while not self._saver_stop.wait(SAVE_INTERVAL):
-            try:
+            with contextlib.suppress(OSError):  # tried again in a second, and at stop
                 self.save(self._data)
-            except OSError:
-                pass  # tried again in a second, and at stop
 
     @property
     def base_ids(self) -> list[str]:
