@@ -37,7 +37,8 @@ def human_duration(seconds: float) -> str:
 class CellFormatter:
     """Formats the cells of one table, knowing its fields from the metadata API's shape."""
 
-    def __init__(self, table: Mapping[str, Any] | None) -> None:
+    def __init__(self, table: Mapping[str, Any] | None, escapes: bool = False) -> None:
+        self._escapes = escapes
         # field name -> (kind, option): kind in percent, duration, currency, number, other
         self._kinds: dict[str, tuple[str, Any]] = {}
         for spec in (table or {}).get("fields", []):
@@ -85,5 +86,5 @@ class CellFormatter:
         if isinstance(value, list):
             return ", ".join(self(name, v) for v in value)
         if isinstance(value, Mapping) and "name" in value:
-            return visible(str(value["name"]))
-        return visible(str(value))
+            return visible(str(value["name"]), escapes=self._escapes)
+        return visible(str(value), escapes=self._escapes)

@@ -27,10 +27,19 @@ def _picture(match: re.Match[str]) -> str:
     return f"<U+{code:04X}>"
 
 
-def visible(text: str, keep_newlines: bool = False) -> str:
-    """``text`` with every control character shown as a visible stand-in (newlines kept if asked)."""
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, keep_newlines: bool = False, escapes: bool = False) -> str:
+    """``text`` with every control character shown as a visible stand-in (newlines kept if asked).
+
+    The stand-ins are Unicode control pictures (``␛``), or with ``escapes=True`` Python-style
+    escapes (``\\x1b``): for pages whose fonts may lack the pictures (the HTML report).
+    """
     pattern = _C0_BUT_NEWLINE if keep_newlines else _C0_OR_C1
-    return pattern.sub(_picture, text)
+    return pattern.sub(_escape if escapes else _picture, text)
 
 
 class VisibleWriter:

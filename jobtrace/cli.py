@@ -495,10 +495,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(handler=cmd_replay)
 
-    from . import _cli_schema, _cli_watch
+    from . import _cli_report, _cli_schema, _cli_watch
 
     _cli_schema.add_parser(sub)
     _cli_watch.add_parser(sub)
+    _cli_report.add_parser(sub)
 
     # The emulator's own module holds its options; it imports no emulator machinery until run.
     from .testing.emulator import cli as emulator_cli
