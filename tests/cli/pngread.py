@@ -59,7 +59,7 @@ def bands_with_run(rows: list[bytes], rgb: tuple[int, int, int], min_run: int) -
     """Row ranges ``(first, last)`` where some row has ``min_run`` adjacent pixels of exactly ``rgb``."""
     colour = bytes(rgb)
     hits = []
-    for y, row in enumerate(rows):
+    for row in rows:
         run = best = 0
         for x in range(0, len(row), 3):
             run = run + 1 if row[x : x + 3] == colour else 0
