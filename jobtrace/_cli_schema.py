@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from .cli import UserError, call_airtable, explain_airtable_error, read_settings
-from .schema import Schema, role_reference
+from .schema import RoleInfo, Schema, role_reference
 
 __all__ = ["add_parser", "cmd_fix", "roles_markdown"]
 
@@ -74,13 +74,13 @@ def cmd_export(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
     return 0
 
 
-def roles_markdown() -> str:
+def roles_markdown(infos: list[RoleInfo] | None = None) -> str:
     """The README's role table, generated from the code (a test compares the two)."""
     rows = [
         "| Role | Tables | Default field | Type | What it is for |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for info in role_reference():
+    for info in role_reference() if infos is None else infos:
         required = " (required)" if info.required else ""
         rows.append(
             f"| `{info.role}`{required} | {', '.join(info.tables)} | {info.field_name} | `{info.field_type}` "

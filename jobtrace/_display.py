@@ -23,7 +23,11 @@ _UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 
 
 def human_duration(seconds: float) -> str:
-    """``42s``, ``12m34s``, ``3h05m``, ``2d04h``."""
+    """``0.25s``, ``4.2s``, ``42s``, ``12m34s``, ``3h05m``, ``2d04h``."""
+    if 0 < seconds < 1:
+        return f"{seconds:.2f}s"
+    if 0 < seconds < 10 and not float(seconds).is_integer():
+        return f"{seconds:.1f}s"
     s = max(int(seconds), 0)
     if s < 60:
         return f"{s}s"

@@ -69,6 +69,8 @@ def _plain(value: Any, keep_newlines: bool = False) -> str:
 
 
 def _tick(seconds: float, total: float) -> str:
+    if total < 1:
+        return f"{seconds:.2f}s"
     return f"{seconds:.1f}s" if total < 10 else human_duration(seconds)
 
 

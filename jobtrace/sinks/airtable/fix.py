@@ -24,8 +24,11 @@ from pyairtable import Api
 from ...schema import (
     CLIENT_ROLES,
     COMPUTED_TYPES,
+    DATETIME_TYPES,
     JOB_ROLES,
+    NUMBER_TYPES,
     ROLE_TYPES,
+    TEXT_TYPES,
     Schema,
     TableSchema,
     default_base_metadata,
@@ -165,9 +168,32 @@ def _spec_for(
     return ftype, options
 
 
+def _kind(field_type: str) -> str:
+    for kind, types in (("number", NUMBER_TYPES), ("text", TEXT_TYPES), ("date", DATETIME_TYPES)):
+        if field_type in types:
+            return kind
+    return field_type
+
+
 def _manual_steps(configured: TableSchema, table: Mapping[str, Any], present: Mapping[str, Any]) -> list[ManualStep]:
     steps: list[ManualStep] = []
     name = table["name"]
+    status_field = configured.roles.get("status")
+    for field_name, mapped in configured.fields.items():
+        found = present.get(field_name)
+        if found is None or mapped.computed or found["type"] in COMPUTED_TYPES:
+            continue
+        text_status = field_name == status_field and found["type"] in TEXT_TYPES
+        if _kind(found["type"]) != _kind(mapped.type) and not text_status:
+            steps.append(
+                ManualStep(
+                    name,
+                    field_name,
+                    f"the field is {found['type']} in the base but {mapped.type} in the field mapping, and the API "
+                    "cannot change a field's type",
+                    f"{_click_edit(name, field_name)}, and change its type to {mapped.type}",
+                )
+            )
     for role, field_name in configured.roles.items():
         spec = present.get(field_name)
         if spec is not None and spec["type"] in COMPUTED_TYPES:
