@@ -58,8 +58,8 @@ def cmd_export(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
         meta = call_airtable(settings, lambda: base_metadata(api, settings.base_id))
     except Exception as exc:
         raise explain_airtable_error(exc, settings) or exc from None
-    text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
     if args.output:
+        text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
         tmp = f"{args.output}.tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -70,7 +70,8 @@ def cmd_export(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
         tables = ", ".join(repr(t["name"]) for t in meta.get("tables", []))
         print(f"wrote the schema of base {settings.base_id} ({tables}) to {args.output}", file=out)
     else:
-        out.write(text)
+        # To a terminal or pipe: every non-ASCII character \u-escaped, so the JSON stays exact and safe to show.
+        out.write(json.dumps(meta, indent=2) + "\n")
     return 0
 
 

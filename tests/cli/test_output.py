@@ -3,6 +3,7 @@ formatting of computed values; --version and ``python -m jobtrace``. Real proces
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -76,6 +77,8 @@ def test_every_output_shows_control_characters_visibly(base: Any) -> None:
         "report": cli(env, "report", run_id, "-o", str(base["tmp"] / "r.html")),
         "check (hostile table name)": cli({**env, "AIRTABLE_BASE_ID": BROKEN}, "check"),
         "error (hostile argument)": cli(env, "show", "\x1b[31m260101-000000\x07"),
+        "usage error (hostile argument)": cli(env, "runs", "--limit", "\x1b[2J\x07"),
+        "schema export": cli({**env, "AIRTABLE_BASE_ID": BROKEN}, "schema", "export"),
     }
     for name, done in outputs.items():
         text = done.stdout + done.stderr
@@ -86,6 +89,8 @@ def test_every_output_shows_control_characters_visibly(base: Any) -> None:
     assert "␛]0;title␇" in outputs["check (hostile table name)"].stdout
     assert "RuntimeError: scraped ␛[2J" in outputs["watch (ended run)"].stdout
     assert outputs["error (hostile argument)"].returncode == 1
+    exported = json.loads(outputs["schema export"].stdout)  # still exact JSON
+    assert exported["tables"][1]["name"] == "Evil\x1b]0;title\x07"
 
 
 def test_show_formats_computed_values(base: Any) -> None:
