@@ -519,6 +519,8 @@ class JobRun(_Run):
         fields: dict[str, Any] = {}
         failed = self._failed
         processed = len(self._contributions)
+        if self._expected is not None and not self._own_progress and names.progress is not None:
+            fields[names.progress] = self._progress_text()
         name = names.clients_processed
         if name is not None:
             fields[name] = counters.get(name, 0) + processed
@@ -533,8 +535,6 @@ class JobRun(_Run):
         for name, total in zip(self._rollup_names, self._sums):
             value: float = counters.get(name, 0) + total
             fields[name] = int(value) if float(value).is_integer() else value
-        if self._expected is not None and not self._own_progress and names.progress is not None:
-            fields[names.progress] = self._progress_text()
         return fields
 
     def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:

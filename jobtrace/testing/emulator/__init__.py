@@ -11,12 +11,15 @@ plus injectable faults::
         emu.inject(Fault.LOST_RESPONSE, method="POST")
 
 See the README, section "Testing offline: the local Airtable emulator".
-The names below are imported on first use, so ``jobtrace.testing.emulator.cli``
-(which the ``jobtrace`` command registers) loads none of the server.
+
+The names below load on first use (PEP 562), so ``jobtrace.testing.emulator.cli``
+(which the ``jobtrace`` command imports to register ``jobtrace emulator``)
+loads none of the emulator's modules until the emulator actually runs.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,12 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["AirtableEmulator", "ApiError", "Fault", "RequestLogEntry"]
 
-_HOME = {"AirtableEmulator": "emulator", "ApiError": "errors", "Fault": "faults", "RequestLogEntry": "server"}
+_HOMES = {"AirtableEmulator": ".emulator", "ApiError": ".errors", "Fault": ".faults", "RequestLogEntry": ".server"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

@@ -19,8 +19,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-#: The base ID the emulator serves jobtrace's default base under when no --base is given.
-DEFAULT_BASE_ID = "appJobtraceLocal1"
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``emulator`` on an ``argparse`` subparsers object."""
@@ -59,6 +57,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="seconds a base is refused after exceeding the limit (default 30)",
     )
+
+
+#: The base ID the emulator serves jobtrace's default base under when no --base is given.
+DEFAULT_BASE_ID = "appJobtraceLocal1"
 
 
 def run(args: argparse.Namespace) -> int:
