@@ -483,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--yes", action="store_true", help="with --fix: do not ask before changing the base")
     check.set_defaults(handler=cmd_check)
 
+    from . import _cli_report, _cli_schema, _cli_watch
+
+    _cli_schema.add_parser(sub)  # schema export, schema roles
+    _cli_watch.add_parser(sub)
+    _cli_report.add_parser(sub)
+
     rep = sub.add_parser(
         "replay",
         help="deliver what the journal holds",
@@ -494,12 +500,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-undeliverable", action="store_true", help="also resend what Airtable refused before (after a fix)"
     )
     rep.set_defaults(handler=cmd_replay)
-
-    from . import _cli_report, _cli_schema, _cli_watch
-
-    _cli_schema.add_parser(sub)
-    _cli_watch.add_parser(sub)
-    _cli_report.add_parser(sub)
 
     # The emulator's own module holds its options; it imports no emulator machinery until run.
     from .testing.emulator import cli as emulator_cli
