@@ -501,7 +501,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(handler=cmd_replay)
 
-    # The emulator's own module holds its options; it imports no emulator machinery until run.
     from .testing.emulator import cli as emulator_cli
 
     emu = emulator_cli.add_parser(sub)
