@@ -21,6 +21,7 @@ from . import tracker
 from .changes import CLIENT, END, JOB, START, UPDATE, Change
 from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
+from .values import MAX_NUMBER, check_number, whole
 
 __all__ = [
     "FAILED_STATUSES",
@@ -207,14 +208,23 @@ class _Run:
         resolved = []
         for key, amount in amounts.items():
             name = lookup.get(key)
-            if name is None or (type(amount) is not int and type(amount) is not float):
+            # The chained comparison also refuses NaN and infinities (values.check_number says why).
+            if (
+                name is None
+                or (type(amount) is not int and type(amount) is not float)
+                or not -MAX_NUMBER <= amount <= MAX_NUMBER
+            ):
                 name = self._counter_name(key, amount)
             resolved.append((name, amount))
         with self._lock:
             counters = self._counters
             delta: dict[str, Any] = {}
             for name, amount in resolved:
-                delta[name] = counters[name] = counters.get(name, 0) + amount
+                total = (delta[name] if name in delta else counters.get(name, 0)) + amount
+                if not -MAX_NUMBER <= total <= MAX_NUMBER:
+                    check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
+                delta[name] = total
+            counters.update(delta)
             self._emit(UPDATE, self._with_totals(delta))
 
     def _counter_name(self, key: str, amount: object) -> str:
@@ -225,8 +235,7 @@ class _Run:
             raise InvalidValueError(
                 f"{spec.name!r} of table {table.name!r} is {spec.type}, not a counter; use update({key}=...)"
             )
-        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
-            raise InvalidValueError(f"incr({key}=...) needs a number, got {amount!r}")
+        check_number(amount, f"incr({key}=...)")
         return spec.name
 
     def update(self, **fields: Any) -> None:
@@ -298,7 +307,7 @@ class _Run:
         table = self._table
         for name in table.number_fields:
             value = record.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and -MAX_NUMBER <= value <= MAX_NUMBER:
                 self._counters[name] = value
         notes_field = table.names.notes
         if notes_field is not None and isinstance(record.get(notes_field), str):
@@ -389,7 +398,8 @@ class JobRun(_Run):
         self._rollup_names = schema.rollup_counters
         # client_id -> (failed, counter values in _rollup_names order)
         self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
-        self._sums = [0.0] * len(self._rollup_names)
+        # Integers while the counters are: exact sums, and no int-to-float overflow in the roll-ups.
+        self._sums: list[float] = [0] * len(self._rollup_names)
         self._last_client: str | None = None
         self._last_rollup = 0.0
         self._dirty = False
@@ -500,8 +510,7 @@ class JobRun(_Run):
         if names.last_client_processed is not None and self._last_client is not None:
             fields[names.last_client_processed] = self._last_client
         for name, total in zip(self._rollup_names, self._sums):
-            value: float = counters.get(name, 0) + total
-            fields[name] = int(value) if float(value).is_integer() else value
+            fields[name] = whole(counters.get(name, 0) + total)
         return fields
 
     def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:
@@ -510,8 +519,7 @@ class JobRun(_Run):
         for name, total in zip(self._rollup_names, self._sums):
             value = delta.get(name)
             if value is not None:
-                value += total
-                delta[name] = int(value) if float(value).is_integer() else value
+                delta[name] = whole(value + total)
         return delta
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ComputedFieldError, ConfigurationError, InvalidValueError, UnknownFieldError
+from .values import check_number
 
 __all__ = [
     "CLIENT_ROLES",
@@ -274,7 +275,7 @@ class TableSchema:
         kind = spec.type
         if kind in NUMBER_TYPES:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return value
+                return check_number(value, f"field {spec.name!r} of table {self.name!r}")
         elif kind in TEXT_TYPES:
             if isinstance(value, str):
                 return value

@@ -228,11 +228,27 @@ class Journal:
                     "WHERE base_id = ? AND owner = ? ORDER BY updated_at",
                     (base_id, other),
                 ).fetchall():
+                    parsed = _parse_row(key_fields, fields)
+                    if parsed is None:
+                        # Unreadable (written by hand, truncated): keep it aside, never wedge the others on it.
+                        self._conn.execute(
+                            "INSERT INTO undeliverable "
+                            "(base_id, table_name, record_key, key_fields, fields, error, created_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (base_id, table, key, str(key_fields), str(fields), "unreadable journal row", time.time()),
+                        )
+                        logger.error(
+                            "jobtrace: journal row %s of table %r (base %s) is unreadable; kept as undeliverable",
+                            key,
+                            table,
+                            base_id,
+                        )
+                        continue
                     found = merged.get((table, key))
                     if found is None:
-                        merged[(table, key)] = JournalRow(table, key, tuple(json.loads(key_fields)), json.loads(fields))
+                        merged[(table, key)] = JournalRow(table, key, parsed[0], parsed[1])
                     else:
-                        found.fields.update(json.loads(fields))
+                        found.fields.update(parsed[1])
                 self._conn.execute("DELETE FROM pending WHERE base_id = ? AND owner = ?", (base_id, other))
             for (table, key), row in merged.items():
                 mine = self._conn.execute(
@@ -369,6 +385,18 @@ class _Transaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
+
+
+def _parse_row(key_fields: object, fields: object) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+    """A pending row's key field names and fields, or None when the row cannot be read as one."""
+    try:
+        keys = json.loads(key_fields)  # type: ignore[arg-type]
+        values = json.loads(fields)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not (isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys) and isinstance(values, dict)):
+        return None
+    return tuple(keys), values
 
 
 def _alive(owner: tuple[str, int, float] | None, stale_after: float) -> bool:
