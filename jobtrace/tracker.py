@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .changes import Change
-from .errors import ConfigurationError, SinkError
+from .errors import ConfigurationError, RecordUnavailableError, SinkError
 from .schema import Schema
 from .sinks.base import Sink
 
@@ -211,16 +211,35 @@ def shutdown(timeout: float = 10.0) -> bool:
 
 
 def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
-    """The first answer of any sink that can read the record back (used when resuming)."""
+    """The first answer of any sink that can read the record back (used when resuming).
+
+    None when every sink answered and none knows the record. When no sink
+    knows it and some sink could not be read (after its own retries), raises
+    ``RecordUnavailableError``: the caller must not write values it cannot
+    trust over a record that may exist.
+    """
+    global _sink_errors, _last_error
     config = get_config()
+    failures: list[str] = []
     for sink in config.sinks:
         try:
             found = sink.read(kind, run_id, client_id)
         except Exception as exc:
-            _sink_failed(config, sink, "read", exc, run_id)
+            failures.append(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
+            with _lock:
+                _sink_errors += 1
+                _last_error = f"{type(sink).__name__}.read: {type(exc).__name__}: {exc}"
             continue
         if found is not None:
             return found
+    if failures:
+        which = f"client run {run_id}-{client_id}" if client_id is not None else f"job run {run_id}"
+        message = (
+            f"could not read the record of {which} back ({'; '.join(failures)}), so its counters, notes and "
+            f"Start Time are unknown; nothing was written. Try again once the sink can be read."
+        )
+        logger.error("jobtrace: %s", message)
+        raise RecordUnavailableError(message)
     return None
 
 

@@ -53,6 +53,8 @@ __all__ = [
 logger = logging.getLogger("jobtrace")
 
 DEFAULT_ENDPOINT = "https://api.airtable.com"
+#: How often read() tries before giving up (with the sink's backoff between tries).
+READ_ATTEMPTS = 5
 #: (connect, read) timeouts of every request, in seconds.
 DEFAULT_TIMEOUT = (5.0, 30.0)
 
@@ -244,7 +246,7 @@ class AirtableSink(Sink):
 
     def _fetch(self, table_name: str, formula: formulas.Formula, run_id: str) -> dict[str, Any] | None:
         last: Exception | None = None
-        for attempt in range(3):
+        for attempt in range(READ_ATTEMPTS):
             slot = self._throttle.acquire(timeout=self._penalty + 5.0)
             if slot is None:
                 break
@@ -263,8 +265,10 @@ class AirtableSink(Sink):
                 return dict(record["fields"]) if record is not None else None
             finally:
                 self._throttle.done(slot)
-            time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
-        raise SinkError(f"could not read run {run_id} from Airtable base {self._base_id}: {last}")
+            if attempt + 1 < READ_ATTEMPTS:
+                time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
+        why = f"{type(last).__name__}: {last}" if last is not None else "no request slot within the rate budget"
+        raise SinkError(f"could not read run {run_id} from Airtable base {self._base_id}: {why}")
 
     # -- introspection -------------------------------------------------------------------
 
