@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -307,7 +308,10 @@ class _Run:
         table = self._table
         for name in table.number_fields:
             value = record.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and -MAX_NUMBER <= value <= MAX_NUMBER:
+            # Any finite float (what Airtable returns), ints as far as they convert: roll-up sums never raise.
+            if (type(value) is int and -MAX_NUMBER <= value <= MAX_NUMBER) or (
+                type(value) is float and math.isfinite(value)
+            ):
                 self._counters[name] = value
         notes_field = table.names.notes
         if notes_field is not None and isinstance(record.get(notes_field), str):
