@@ -33,6 +33,7 @@ from .context import ClientScope, JobScope, ParentRun, client_scope, inherited_r
 from .errors import InvalidValueError, NoActiveRunError
 from .records import ClientRun, JobRun, JoinedJobRun
 from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
+from .values import has_surrogates
 
 __all__ = ["client_run", "incr", "note", "tracked_job", "update"]
 
@@ -204,8 +205,8 @@ class tracked_job:
     __slots__ = ("job_type", "run_id")
 
     def __init__(self, job_type: str, run_id: str | None = None) -> None:
-        if not isinstance(job_type, str) or not job_type.strip():
-            raise InvalidValueError(f"job_type must be a non-empty string, got {job_type!r}")
+        if not isinstance(job_type, str) or not job_type.strip() or has_surrogates(job_type):
+            raise InvalidValueError(f"job_type must be a non-empty string without lone surrogates, got {job_type!r}")
         self.job_type = job_type
         self.run_id = validate_job_run_id(run_id) if run_id is not None else None
 

@@ -22,7 +22,7 @@ from . import tracker
 from .changes import CLIENT, END, JOB, START, UPDATE, Change
 from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
-from .values import MAX_NUMBER, check_number, whole
+from .values import MAX_NUMBER, check_number, safe_text, whole
 
 __all__ = [
     "FAILED_STATUSES",
@@ -94,12 +94,12 @@ def status_for_exception(exc: BaseException | None) -> str | None:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    text = safe_text(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _append_note(notes: str, text: str) -> str:
-    line = f"[{utc_iso()}] {text}"
+    line = f"[{utc_iso()}] {safe_text(text)}"
     combined = f"{notes}\n{line}" if notes else line
     if len(combined) <= NOTES_LIMIT:
         return combined
@@ -650,7 +650,7 @@ class ClientRun(_Run):
                 self._seed(record)
         fields = self._start_fields(resumed)
         if name is not None and names.client_name is not None:
-            fields[names.client_name] = name
+            fields[names.client_name] = safe_text(name)
         # No lock: no other thread can reach this run before __init__ returns.
         self._emit(START, fields)
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...values import has_surrogates
+
 __all__ = ["Journal", "JournalRow", "default_journal_path"]
 
 logger = logging.getLogger("jobtrace")
@@ -84,7 +86,17 @@ def default_journal_path() -> Path:
 
 def record_key(key_fields: Sequence[str], fields: dict[str, Any]) -> str:
     """The identity of a record within its table: the JSON list of its key values."""
-    return json.dumps([fields.get(name) for name in key_fields], ensure_ascii=False)
+    return _dumps([fields.get(name) for name in key_fields])
+
+
+def _dumps(value: Any) -> str:
+    """JSON for a journal column: readable UTF-8, or ASCII escapes where the text has lone surrogates.
+
+    SQLite stores text as UTF-8, which cannot carry a lone surrogate; the
+    escaped form reads back as the same string, so no row is ever refused.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return json.dumps(value) if has_surrogates(text) else text
 
 
 @dataclass
@@ -173,8 +185,8 @@ class Journal:
                 row.table,
                 row.record_key,
                 owner,
-                json.dumps(list(row.key_fields), ensure_ascii=False),
-                json.dumps(row.fields, ensure_ascii=False),
+                _dumps(list(row.key_fields)),
+                _dumps(row.fields),
                 version,
                 now,
             )
@@ -268,8 +280,8 @@ class Journal:
                         table,
                         key,
                         owner,
-                        json.dumps(list(row.key_fields), ensure_ascii=False),
-                        json.dumps(row.fields, ensure_ascii=False),
+                        _dumps(list(row.key_fields)),
+                        _dumps(row.fields),
                         versions.get((table, key), 0),
                         time.time(),
                     ),
@@ -304,8 +316,8 @@ class Journal:
                     base_id,
                     row.table,
                     row.record_key,
-                    json.dumps(list(row.key_fields), ensure_ascii=False),
-                    json.dumps(row.fields, ensure_ascii=False),
+                    _dumps(list(row.key_fields)),
+                    _dumps(row.fields),
                     error,
                     time.time(),
                 ),
@@ -350,7 +362,7 @@ class Journal:
                 "(base_id, table_name, record_key, owner, key_fields, fields, version, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
                 [
-                    (base_id, table, key, owner, key_fields, json.dumps(values, ensure_ascii=False), 0.0)
+                    (base_id, table, key, owner, key_fields, _dumps(values), 0.0)
                     for (table, key), (key_fields, values) in merged.items()
                 ],
             )
