@@ -19,6 +19,7 @@ from typing import Any
 
 from .changes import Change
 from .errors import ConfigurationError, RecordUnavailableError, SinkError
+from .redaction import redact
 from .schema import Schema
 from .sinks.base import Sink
 
@@ -150,18 +151,21 @@ def emit(change: Change) -> None:
 
 def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
     global _sink_errors, _last_error
+    text = redact(str(exc))
     with _lock:
         _sink_errors += 1
-        _last_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {exc}"
+        _last_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {text}"
     if config.strict:
-        raise SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {exc}") from exc
+        error = SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {text}")
+        # A cause that quotes a secret must not travel with the exception.
+        raise error from (exc if text == str(exc) else None)
     logger.error(
         "jobtrace sink %s.%s failed for run %s: %s: %s",
         type(sink).__name__,
         verb,
         run_id,
         type(exc).__name__,
-        exc,
+        text,
     )
 
 
@@ -225,10 +229,11 @@ def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, A
         try:
             found = sink.read(kind, run_id, client_id)
         except Exception as exc:
-            failures.append(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
+            text = redact(str(exc))
+            failures.append(f"{type(sink).__name__}: {type(exc).__name__}: {text}")
             with _lock:
                 _sink_errors += 1
-                _last_error = f"{type(sink).__name__}.read: {type(exc).__name__}: {exc}"
+                _last_error = f"{type(sink).__name__}.read: {type(exc).__name__}: {text}"
             continue
         if found is not None:
             return found
@@ -257,7 +262,7 @@ def diagnostics() -> dict[str, Any]:
         try:
             per_sink.append({"sink": type(sink).__name__, **sink.diagnostics()})
         except Exception as exc:  # a broken sink must not break the caller's health check
-            per_sink.append({"sink": type(sink).__name__, "error": f"{type(exc).__name__}: {exc}"})
+            per_sink.append({"sink": type(sink).__name__, "error": redact(f"{type(exc).__name__}: {exc}")})
     return {"sink_errors": _sink_errors, "last_sink_error": _last_error, "sinks": per_sink}
 
 

@@ -30,9 +30,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ...changes import CLIENT, JOB, Change
 from ...errors import ConfigurationError, SinkError
+from ...redaction import redact
 from ...schema import Schema, TableSchema
 from ..base import Sink
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
+from .credentials import clean_api_key
 from .journal import Journal, default_journal_path, record_key
 from .replay import ReplayResult, replay
 from .throttle import Throttle, throttle_for
@@ -63,10 +65,11 @@ def make_api(api_key: str, endpoint_url: str | None = None, timeout: tuple[float
     """A ``pyairtable.Api`` without pyairtable's own retries: jobtrace retries itself.
 
     (pyairtable's default retry gives up on a 429 after about 3 seconds, while
-    Airtable refuses the base for 30.)
+    Airtable refuses the base for 30.) The key is stripped of surrounding
+    whitespace; one that can never be a header value is a ``ConfigurationError``
+    that does not show it.
     """
-    if not api_key or not isinstance(api_key, str):
-        raise ConfigurationError("the Airtable API key is empty: set AIRTABLE_API_KEY (a personal access token)")
+    api_key = clean_api_key(api_key)
     # pyairtable annotates timeout as tuple[int, int]; requests takes floats.
     return Api(
         api_key,
@@ -142,8 +145,8 @@ class AirtableSink(Sink):
         """Build from ``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID``, optional ``AIRTABLE_ENDPOINT_URL`` and
         ``JOBTRACE_JOURNAL``; keyword arguments override (e.g. ``check_schema=False``)."""
         env = os.environ if env is None else env
-        api_key = env.get("AIRTABLE_API_KEY", "")
-        base_id = env.get("AIRTABLE_BASE_ID", "")
+        api_key = env.get("AIRTABLE_API_KEY", "").strip()
+        base_id = env.get("AIRTABLE_BASE_ID", "").strip()
         missing = [name for name, value in (("AIRTABLE_API_KEY", api_key), ("AIRTABLE_BASE_ID", base_id)) if not value]
         if missing:
             raise ConfigurationError(f"set {' and '.join(missing)} to use the Airtable sink")
@@ -268,7 +271,7 @@ class AirtableSink(Sink):
             if attempt + 1 < READ_ATTEMPTS:
                 time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
         why = f"{type(last).__name__}: {last}" if last is not None else "no request slot within the rate budget"
-        raise SinkError(f"could not read run {run_id} from Airtable base {self._base_id}: {why}")
+        raise SinkError(redact(f"could not read run {run_id} from Airtable base {self._base_id}: {why}"))
 
     # -- introspection -------------------------------------------------------------------
 

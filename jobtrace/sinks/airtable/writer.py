@@ -45,6 +45,7 @@ import requests
 from pyairtable import Api
 
 from ...errors import SinkError
+from ...redaction import redact
 from ...values import unsendable_fields
 from .journal import Journal, JournalRow, record_key
 from .throttle import Slot, Throttle
@@ -431,6 +432,7 @@ class Writer:
     def _retry_later(
         self, sent: list[tuple[_Entry, int, dict[str, Any]]], forced: bool, error: str, auth: bool = False
     ) -> None:
+        error = redact(error)
         self.stats.retries += 1
         self.stats.last_error = error
         self._failures += 1
@@ -460,6 +462,7 @@ class Writer:
         ``refused_fields`` names the fields at fault; by default the one Airtable's error names (if any).
         When none is known, or a key field is among them, the whole record is set aside.
         """
+        error = redact(error)
         self.stats.undeliverable += 1
         self.stats.last_error = error
         if refused_fields is None:
