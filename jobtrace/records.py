@@ -412,9 +412,15 @@ class JobRun(_Run):
             # Continue a record as it is (the explicit API): no start, no reopening.
             self._attach(attach)
             return
-        if resumed:
-            self._seed(tracker.read_record(JOB, run_id, None))
-        fields = self._start_fields(resumed)
+        record = tracker.read_record(JOB, run_id, None) if resumed else None
+        self._seed(record)
+        fields = self._start_fields(record is not None)
+        if resumed and record is None and table.names.notes is not None:
+            # Nothing to continue: a fresh record, with its Start Time, that says why.
+            self._notes = _append_note(
+                self._notes, f"Resume of run {run_id}: no sink found its record, so it started fresh"
+            )
+            fields[table.names.notes] = self._notes
         if table.names.job_type is not None and job_type:
             fields[table.names.job_type] = job_type
         with self._lock:
