@@ -103,13 +103,23 @@ def configure_from_env(strict: bool = False, schema: Schema | None = None) -> Co
     """Configure from the environment: Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set.
 
     Uses :meth:`AirtableSink.from_env <jobtrace.sinks.AirtableSink.from_env>`
-    (also ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``), else the LogSink.
+    (also ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``); with neither set,
+    the LogSink. With only one of the two set, ``ConfigurationError`` naming the
+    missing one (a half-done setup must not fall back to logs in silence).
     Returns what :func:`configure` returns.
     """
-    if os.environ.get("AIRTABLE_API_KEY") and os.environ.get("AIRTABLE_BASE_ID"):
+    present = {name: bool(os.environ.get(name, "").strip()) for name in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID")}
+    if all(present.values()):
         from .sinks.airtable import AirtableSink
 
         return configure([AirtableSink.from_env()], strict=strict, schema=schema)
+    if any(present.values()):
+        (found,) = (name for name, here in present.items() if here)
+        (missing,) = (name for name, here in present.items() if not here)
+        raise ConfigurationError(
+            f"{found} is set but {missing} is not: set {missing} too to track to Airtable "
+            f"(or unset {found} to use the log sink)"
+        )
     return configure(None, strict=strict, schema=schema)
 
 

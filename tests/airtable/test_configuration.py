@@ -177,3 +177,19 @@ def test_configure_from_env_picks_airtable_when_configured_and_the_log_sink_othe
 def test_from_env_names_what_is_missing() -> None:
     with pytest.raises(jobtrace.ConfigurationError, match="AIRTABLE_BASE_ID"):
         AirtableSink.from_env({"AIRTABLE_API_KEY": "patX"})
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"), [("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID"), ("AIRTABLE_BASE_ID", "AIRTABLE_API_KEY")]
+)
+def test_configure_from_env_with_only_one_of_key_and_base_names_the_missing_one(
+    monkeypatch: pytest.MonkeyPatch, given: str, missing: str
+) -> None:
+    values = {"AIRTABLE_API_KEY": "patSecretValue123", "AIRTABLE_BASE_ID": BASE_ID}
+    monkeypatch.setenv(given, values[given])
+    monkeypatch.setenv(missing, "  \n")  # blank counts as unset
+    before = jobtrace.tracker._config
+    with pytest.raises(jobtrace.ConfigurationError, match=f"{given} is set but {missing} is not") as caught:
+        jobtrace.configure_from_env()
+    assert "patSecretValue123" not in str(caught.value)
+    assert jobtrace.tracker._config is before  # nothing was configured
