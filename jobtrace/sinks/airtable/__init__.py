@@ -34,7 +34,7 @@ from ...redaction import redact
 from ...schema import Schema, TableSchema
 from ..base import Sink
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
-from .credentials import clean_api_key
+from .credentials import check_endpoint_url, clean_api_key
 from .journal import Journal, default_journal_path, record_key
 from .replay import ReplayResult, replay
 from .throttle import Throttle, throttle_for
@@ -75,7 +75,7 @@ def make_api(api_key: str, endpoint_url: str | None = None, timeout: tuple[float
         api_key,
         timeout=timeout,  # type: ignore[arg-type]
         retry_strategy=False,
-        endpoint_url=endpoint_url or DEFAULT_ENDPOINT,
+        endpoint_url=check_endpoint_url(endpoint_url or DEFAULT_ENDPOINT),
     )
 
 
@@ -121,7 +121,7 @@ class AirtableSink(Sink):
         if not base_id or not isinstance(base_id, str) or not base_id.startswith("app"):
             raise ConfigurationError(f"not an Airtable base ID: {base_id!r} (expected 'app' + 14 characters)")
         self._base_id = base_id
-        self._endpoint = (endpoint_url or DEFAULT_ENDPOINT).rstrip("/")
+        self._endpoint = check_endpoint_url(endpoint_url or DEFAULT_ENDPOINT)
         # Two clients: requests.Session is not meant to be shared between the
         # writer thread and callers of read()/start().
         self._api = make_api(api_key, self._endpoint, timeout)

@@ -9,11 +9,12 @@ registered for redaction (:mod:`jobtrace.redaction`).
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from ...errors import ConfigurationError
 from ...redaction import register_secret
 
-__all__ = ["clean_api_key"]
+__all__ = ["check_endpoint_url", "clean_api_key"]
 
 # Visible ASCII: what a personal access token is made of, and always a valid header value.
 _TOKEN = re.compile(r"[\x21-\x7e]+")
@@ -44,3 +45,30 @@ def _kind(char: str) -> str:
     if char < " " or char == "\x7f":
         return "a control character"
     return "a non-ASCII character"
+
+
+def check_endpoint_url(url: str) -> str:
+    """``url`` without a trailing ``/`` if it can be an API endpoint; else ``ConfigurationError`` saying why."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"the Airtable endpoint URL must be a non-empty string, got {url!r}")
+    cleaned = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(cleaned)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ConfigurationError(f"the Airtable endpoint URL {url!r} is not a URL: {exc}") from None
+    example = "e.g. 'https://api.airtable.com', or 'http://127.0.0.1:8765' for `jobtrace emulator`"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"the Airtable endpoint URL {url!r} needs http:// or https:// and a host ({example}); "
+            f"check AIRTABLE_ENDPOINT_URL"
+        )
+    if parts.path.rstrip("/").lower().endswith("/v0"):
+        without = cleaned[: -len("/v0")]
+        raise ConfigurationError(
+            f"the Airtable endpoint URL {url!r} ends in /v0, which pyairtable adds itself (requests would go "
+            f"to /v0/v0/...): use {without!r}; check AIRTABLE_ENDPOINT_URL"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"the Airtable endpoint URL {url!r} must not have a query or fragment ({example})")
+    return cleaned
