@@ -147,7 +147,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
             raise NoActiveRunError(
                 f"client_run({client_id!r}) needs a run: call it inside a @tracked_job function or "
                 f"'with tracked_job(...)' block, or pass run_id='YYMMDD-HHMMSS' to attach to an "
-                f"existing run (a webhook or resume script)"
+                f"existing run (a webhook or resume script).{_lost_context_hint()}"
             )
         run_id = parent.run_id
         job_run = _active_jobs.get(run_id)
@@ -363,7 +363,24 @@ def _current_run(verb: str) -> JobRun | ClientRun:
     job = job_scope.get()
     if job is not None:
         return job.run
-    raise NoActiveRunError(f"jobtrace.{verb}() needs a run: call it inside a tracked_job or client_run")
+    raise NoActiveRunError(
+        f"jobtrace.{verb}() needs a run: call it inside a tracked_job or client_run.{_lost_context_hint()}"
+    )
+
+
+def _lost_context_hint() -> str:
+    """Why there may be no run here although a job runs in this process: a thread that did not get its context."""
+    with _active_lock:
+        live = [run.run_id for run in _active_jobs.values() if not isinstance(run, JoinedJobRun)]
+    if not live:
+        return ""
+    which = f"run {live[0]}" + (f" and {len(live) - 1} more" if len(live) > 1 else "")
+    return (
+        f" A job is running in this process ({which}), but this code does not see it: a plain "
+        f"threading.Thread, concurrent.futures.ThreadPoolExecutor or loop.run_in_executor does not carry "
+        f"the run's context. Wrap the callable with jobtrace.bind(fn) where the thread or task is created, "
+        f"inside the run, or use jobtrace.ThreadPoolExecutor."
+    )
 
 
 def note(text: str) -> None:
