@@ -115,3 +115,10 @@ def test_notes_values_and_errors_with_lone_surrogates_are_journaled_while_airtab
     assert clients["client-00"]["Client Name"] == "Client \ufffd0"
     assert expected in clients["client-03"]["Errors"]
     assert clients["client-03"]["Status"] == "Failed"
+
+
+def test_reading_back_a_record_by_an_id_utf8_cannot_carry_is_a_sink_error(make_sink: SinkFactory) -> None:
+    sink = make_sink()
+    sink.start(jobtrace.Schema.default())
+    with pytest.raises(jobtrace.SinkError, match="could not read run 251005-210247"):
+        sink.read("client", "251005-210247", "acme\ud83d")

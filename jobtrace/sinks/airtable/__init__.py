@@ -236,7 +236,14 @@ class AirtableSink(Sink):
         else:
             match = {names.run_id: run_id}
         key = record_key(self._key_fields[kind], match)
-        found: dict[str, Any] | None = self._fetch(table.name, formulas.match(match), run_id)
+        try:
+            found: dict[str, Any] | None = self._fetch(table.name, formulas.match(match), run_id)
+        except SinkError:
+            raise
+        except Exception as exc:  # e.g. text the HTTP client cannot encode: still the sink's failure
+            raise SinkError(
+                redact(f"could not read run {run_id} from Airtable base {self._base_id}: {type(exc).__name__}: {exc}")
+            ) from None
         merged: dict[str, Any] = dict(found or {})
         if self._journal is not None:
             for row in self._journal.rows(self._base_id, table.name, key):
