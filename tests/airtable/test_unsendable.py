@@ -132,3 +132,28 @@ def test_replay_sets_unsendable_and_unreadable_rows_aside_and_delivers_the_rest(
     # Run again: nothing left to wedge on.
     again = replay(emulator.api_key, BASE_ID, journal_path=journal_path, endpoint_url=emulator.url, timeout=5)
     assert (again.claimed, again.remaining) == (0, 0)
+
+
+def test_a_row_the_client_library_refuses_before_sending_is_set_aside_not_retried_forever(
+    emulator: AirtableEmulator, journal_path: Path
+) -> None:
+    # A row without its key field: pyairtable raises ValueError before any request, every time.
+    _leftover(journal_path, JOBS, ("Run ID",), {"Progress": "orphaned"})
+    for i in range(3):
+        _leftover(journal_path, JOBS, ("Run ID",), {"Run ID": f"250101-00000{i}", "Progress": "ok"})
+    result = replay(
+        emulator.api_key,
+        BASE_ID,
+        journal_path=journal_path,
+        endpoint_url=emulator.url,
+        timeout=20,
+        rate_limit_penalty=PENALTY,
+        backoff_initial=0.05,
+        backoff_max=0.5,
+    )
+    assert (result.delivered, result.remaining, result.undeliverable) == (3, 0, 1), result
+    assert sorted(r["fields"]["Run ID"] for r in emulator.records(BASE_ID, JOBS)) == [
+        "250101-000000",
+        "250101-000001",
+        "250101-000002",
+    ]
