@@ -656,7 +656,7 @@ class ClientRun(_Run):
                 self._seed(record)
         fields = self._start_fields(resumed)
         if name is not None and names.client_name is not None:
-            fields[names.client_name] = safe_text(name)
+            fields[names.client_name] = safe_text(name) if isinstance(name, str) else name
         # No lock: no other thread can reach this run before __init__ returns.
         self._emit(START, fields)
 
