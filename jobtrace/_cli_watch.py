@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ._display import human_duration
 from ._text import visible
+from .argtypes import MAX_SECONDS
 from .cli import UserError, call_airtable, explain_airtable_error, read_settings, table_clients
 from .errors import JobtraceError
 from .records import FAILED_STATUSES, Status
@@ -48,8 +49,10 @@ def _interval(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= MIN_INTERVAL or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected at least {MIN_INTERVAL:g} seconds, got {text!r}")
+    if not MIN_INTERVAL <= value <= MAX_SECONDS:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds from {MIN_INTERVAL:g} to {MAX_SECONDS:.0f} (7 days), got {text!r}"
+        )
     return value
 
 

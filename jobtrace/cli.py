@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
 from ._text import VisibleWriter, visible
+from .argtypes import positive_count, positive_seconds
 from .errors import JobtraceError
 from .run_ids import parse_run_id, validate_job_run_id
 from .schema import Schema
@@ -79,16 +80,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         return now - timedelta(**{_UNITS[unit]: amount})
     except OverflowError:
         raise UserError(f"--since {text!r} reaches back before year 1") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 # -- talking to Airtable -------------------------------------------------------------------
@@ -462,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--status", help="only runs with this status (e.g. running, failed)")
     runs.add_argument("--job-type", help="only runs of this job type")
     runs.add_argument("--since", help="only runs started within this long: 30m, 12h, 2d, 1w")
-    runs.add_argument("--limit", type=_positive, default=20, help="at most this many runs (default 20)")
+    runs.add_argument("--limit", type=positive_count, default=20, help="at most this many runs (default 20)")
     runs.add_argument("--json", action="store_true", help="print the records' fields as JSON")
     runs.set_defaults(handler=cmd_runs)
 
@@ -495,7 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deliver the changes earlier processes could not deliver (the journal) to the base.",
     )
     rep.add_argument("--journal", help="the journal file (default: $JOBTRACE_JOURNAL or the user's state directory)")
-    rep.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)")
+    rep.add_argument(
+        "--timeout", type=positive_seconds, default=120.0, help="give up after this many seconds (default 120)"
+    )
     rep.add_argument(
         "--retry-undeliverable", action="store_true", help="also resend what Airtable refused before (after a fix)"
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ComputedFieldError, ConfigurationError, InvalidValueError, UnknownFieldError
+from .values import check_number, safe_text
 
 __all__ = [
     "CLIENT_ROLES",
@@ -353,10 +354,10 @@ class TableSchema:
         kind = spec.type
         if kind in NUMBER_TYPES:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return value
+                return check_number(value, f"field {spec.name!r} of table {self.name!r}")
         elif kind in TEXT_TYPES:
             if isinstance(value, str):
-                return value
+                return safe_text(value)
         elif kind == "checkbox":
             if isinstance(value, bool):
                 return value
@@ -366,7 +367,7 @@ class TableSchema:
                     value = value.replace(tzinfo=timezone.utc)
                 return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
             if isinstance(value, str):
-                return value
+                return safe_text(value)
         elif kind == "singleSelect":
             if isinstance(value, str):
                 if spec.choices and value not in spec.choices:
@@ -374,7 +375,7 @@ class TableSchema:
                         f"{value!r} is not a choice of {spec.name!r} in table {self.name!r}; "
                         f"choices: {', '.join(spec.choices)}"
                     )
-                return value
+                return safe_text(value)
         else:
             return value
         raise InvalidValueError(
@@ -391,7 +392,7 @@ class TableSchema:
             raise InvalidValueError(f"status must be a string, got {type(status).__name__}")
         choices = self.status_choices
         if not choices:
-            return status
+            return safe_text(status)
         found = self._status_lookup.get(status.strip().lower().replace("_", " "))
         if found is None:
             raise InvalidValueError(f"unknown status {status!r} for table {self.name!r}; choices: {', '.join(choices)}")

@@ -148,3 +148,14 @@ def test_watch_without_a_running_job_says_so(emulator: AirtableEmulator, tmp_pat
     )
     assert done.returncode == 1
     assert done.stderr.startswith("jobtrace: error: no running job in base appWatchTests0001")
+
+
+@pytest.mark.parametrize("interval", ["0", "0.5", "nan", "inf", "1e9", "soon"])
+def test_a_bad_interval_is_a_one_line_usage_error(interval: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from jobtrace.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["watch", "--interval", interval], env={})
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--interval: expected a number of seconds from 1 to 604800" in err and "Traceback" not in err

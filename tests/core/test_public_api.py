@@ -20,6 +20,7 @@ EXPECTED_ALL = [
     "JobtraceError",
     "NoActiveRunError",
     "RecordNotFoundError",
+    "RecordUnavailableError",
     "RunContext",
     "RunId",
     "Schema",

@@ -78,16 +78,7 @@ def check_base(api: Api, base_id: str, schema: Schema) -> list[Problem]:
                 )
             ]
         if status in (403, 404):
-            return [
-                Problem(
-                    "warning",
-                    None,
-                    None,
-                    f"the metadata API of base {base_id} is not available to this token (HTTP {status}); "
-                    "the field mapping was not checked against the base",
-                    "give the token the schema.bases:read scope and access to the base (and check the base ID)",
-                )
-            ]
+            return [_without_metadata(api, base_id, schema, status)]
         return [_unreachable(base_id, f"HTTP {status}")]
     except requests.RequestException as exc:
         return [_unreachable(base_id, type(exc).__name__)]
@@ -110,6 +101,36 @@ def check_base(api: Api, base_id: str, schema: Schema) -> list[Problem]:
             continue
         problems.extend(_check_table(configured, table))
     return problems
+
+
+def _without_metadata(api: Api, base_id: str, schema: Schema, status: int) -> Problem:
+    """The metadata API refused: a token without ``schema.bases:read`` (a warning), or no such base (an error).
+
+    Airtable answers both with 403, so one read of the job table tells them apart.
+    """
+    try:
+        api.table(base_id, schema.job.name).first()
+    except requests.HTTPError as exc:
+        data_status = exc.response.status_code if exc.response is not None else 0
+        if data_status in (403, 404):
+            return Problem(
+                "error",
+                None,
+                None,
+                f"base {base_id} was not found: Airtable answered {status} for its schema and {data_status} for "
+                f"the records of {schema.job.name!r}, so the base does not exist or this token has no access to it",
+                "check AIRTABLE_BASE_ID (the 'app...' part of the base's URL) and give the token access to the base",
+            )
+    except requests.RequestException:
+        pass  # cannot tell; the metadata answer stands
+    return Problem(
+        "warning",
+        None,
+        None,
+        f"the metadata API of base {base_id} is not available to this token (HTTP {status}); "
+        "the field mapping was not checked against the base",
+        "give the token the schema.bases:read scope",
+    )
 
 
 def _unreachable(base_id: str, why: str) -> Problem:

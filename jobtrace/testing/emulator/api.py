@@ -279,8 +279,8 @@ def _list_options(params: Mapping[str, Any], *, from_body: bool) -> ListOptions:
             raise ApiError.invalid_request(
                 f"pageSize must be between 1 and {MAX_PAGE_SIZE}", "INVALID_PAGE_SIZE"
             )
-    if (offset := one("offset")) is not None:
-        opts.offset = str(offset)
+    if (offset := one("offset")) is not None and offset != "":
+        opts.offset = str(offset)  # an empty offset is the first page, as Airtable takes it
     if (cell_format := one("cellFormat")) is not None:
         opts.cell_format = str(cell_format)
     if (tz := one("timeZone")) is not None:

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ...argtypes import non_negative_seconds, port_number
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``emulator`` on an ``argparse`` subparsers object."""
@@ -33,7 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one")
+    parser.add_argument("--port", type=port_number, default=8765, help="port; 0 picks a free one")
     parser.add_argument(
         "--base",
         action="append",
@@ -53,7 +55,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rate-limit-penalty",
-        type=float,
+        type=non_negative_seconds,
         default=30.0,
         help="seconds a base is refused after exceeding the limit (default 30)",
     )
