@@ -45,14 +45,13 @@ MIN_INTERVAL = 1.0
 
 
 def _interval(text: str) -> float:
+    expected = f"expected a number of seconds from {MIN_INTERVAL:g} to {MAX_SECONDS:.0f} (7 days), got {text!r}"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(expected) from None
     if not MIN_INTERVAL <= value <= MAX_SECONDS:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds from {MIN_INTERVAL:g} to {MAX_SECONDS:.0f} (7 days), got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(expected)
     return value
 
 
