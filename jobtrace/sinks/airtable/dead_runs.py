@@ -182,7 +182,7 @@ def _close_one(
     reason: str | None = None
     if record is None:
         reason = "not in Airtable"
-    elif status_field and record.get(status_field) != Status.RUNNING:
+    elif status_field and record.get(status_field) != run.roles.get("running", Status.RUNNING):
         reason = "ended meanwhile"
     elif heartbeat and (parse_time(record.get(heartbeat)) or 0.0) > run.last_seen + 5.0:
         reason = "alive elsewhere (newer heartbeat)"
@@ -208,7 +208,8 @@ def _close_one(
             else:
                 assert record is not None
                 note = f"Interrupted: the process stopped ({run.stopped}); last seen at {utc_iso(run.last_seen)}"
-                end = closing_fields(run.roles, record, Status.INTERRUPTED, run.last_seen, note)
+                interrupted = run.roles.get("interrupted", Status.INTERRUPTED)
+                end = closing_fields(run.roles, record, interrupted, run.last_seen, note)
                 fields = {**run.key_values, **rollups, **end}
                 writer.submit(
                     ("dead-run", run.table, run.record_key),
