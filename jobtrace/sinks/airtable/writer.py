@@ -162,6 +162,7 @@ class Writer:
         self._alive = False
         self._failures = 0
         self._retry_at = 0.0
+        self._last_sent = -1e9
         self._last_logged: dict[str, float] = {}
 
     # -- the caller's side -------------------------------------------------------------
@@ -378,12 +379,16 @@ class Writer:
                 if not self._sendable():
                     self._stop.wait(0.01)  # the journal thread is saving them (write-ahead)
                     continue
-                wait = self._retry_at - time.monotonic()
+                # Requests evenly spaced within the budget, not in bursts: a change waits at most about one
+                # spacing (0.2 s at 5/s) to be sent, instead of up to a second after a burst.
+                now = time.monotonic()
+                wait = max(self._retry_at, self._last_sent + 1.0 / max(self._throttle.requests_per_second, 1e-6)) - now
                 slot = None
                 if wait <= 0:
                     got = self._throttle.reserve()
                     if isinstance(got, Slot):
                         slot = got
+                        self._last_sent = now
                     else:
                         wait = got
                 if slot is None:
