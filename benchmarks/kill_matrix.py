@@ -129,11 +129,13 @@ def trial(emulator: Any, base_id: str, workdir: Path, sig: signal.Signals, recov
     keys = Counter(f.get("Run ID") for f in jobs + clients)
     by_client = {f.get("Client ID"): f for f in clients}
     lost = 0
+    oldest_lost = 0.0
     for client, (at, posts) in finished.items():
         if at < killed_at - GRACE:
             record = by_client.get(client)
             if record is None or record.get("Status") != "Completed" or record.get("Posts Processed") != posts:
                 lost += 1
+                oldest_lost = max(oldest_lost, killed_at - at)
     counted = [f for f in clients if f.get("Status") not in (None, "Running", "Interrupted")]
     rollups_off = sum(
         1
@@ -148,6 +150,7 @@ def trial(emulator: Any, base_id: str, workdir: Path, sig: signal.Signals, recov
         "duplicated": sum(n - 1 for n in keys.values() if n > 1),
         "running": sum(1 for f in jobs + clients if f.get("Status") == "Running"),
         "rollups_off": rollups_off,
+        "oldest_lost_ms": int(oldest_lost * 1000),
     }
 
 
@@ -160,12 +163,17 @@ def run(trials: int, seed: int = 1) -> list[dict[str, Any]]:
         for sig in (signal.SIGKILL, signal.SIGTERM):
             for recovery in ("a", "b"):
                 totals = Counter[str]()
+                oldest = 0
                 for _i in range(trials):
                     n += 1
                     base_id = f"appKillMatrix{n:04d}"
                     emu.add_base(base_id, _base())
-                    totals.update(trial(emu, base_id, Path(tmp), sig, recovery, seed * 1000 + n))
-                cells.append({"signal": sig.name, "recovery": recovery, "trials": trials, **totals})
+                    result = trial(emu, base_id, Path(tmp), sig, recovery, seed * 1000 + n)
+                    oldest = max(oldest, result.pop("oldest_lost_ms"))
+                    totals.update(result)
+                cells.append(
+                    {"signal": sig.name, "recovery": recovery, "trials": trials, **totals, "oldest_lost_ms": oldest}
+                )
     return cells
 
 
@@ -181,6 +189,7 @@ def render(cells: list[dict[str, Any]]) -> str:
             c.get("duplicated", 0),
             c.get("running", 0),
             c.get("rollups_off", 0),
+            f"{c['oldest_lost_ms']} ms" if c.get("lost") else "-",
         ]
         for c in cells
     ]
@@ -195,6 +204,7 @@ def render(cells: list[dict[str, Any]]) -> str:
             "duplicated",
             "left Running",
             "job roll-ups off",
+            "lost: finished at most this long before",
         ],
         rows,
     )
