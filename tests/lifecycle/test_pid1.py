@@ -97,10 +97,9 @@ def test_a_job_killed_as_pid_1_is_recovered_by_the_next_start_as_pid_1(
     assert wait_for_line(second, "pid") == "1"  # the same PID as the dead owner: it must not look alive
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        jobs = records(emulator, JOBS)
-        if jobs and jobs[0].get("Status") == "Interrupted" and len(records(emulator, CLIENTS)) == 6:
-            if all(f["Status"] != "Running" for f in records(emulator, CLIENTS)):
-                break
+        jobs, clients = records(emulator, JOBS), records(emulator, CLIENTS)
+        if jobs and jobs[0].get("Status") == "Interrupted" and all(f["Status"] != "Running" for f in clients):
+            break
         time.sleep(0.1)
     second.kill()
     second.communicate(timeout=30)
