@@ -220,3 +220,23 @@ def test_replay_tells_what_it_did_not_take(emulator: AirtableEmulator, journal_p
     finally:
         proc.kill()
         proc.communicate(timeout=30)
+
+
+def test_an_unusable_journal_is_told_at_exit_as_records_not_kept(emulator: AirtableEmulator, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the journal's directory should be")
+    code = """
+    import jobtrace
+    from jobtrace.sinks import AirtableSink
+    jobtrace.configure([AirtableSink.from_env(check_schema=False, backoff_max=0.2)], exit_timeout=1.0)
+    with jobtrace.tracked_job("no-journal"):
+        for i in range(4):
+            with jobtrace.client_run(f"c{i}"):
+                pass
+    """
+    emulator.set_down(True)
+    proc = spawn(code, child_env(emulator, blocker / "journal.sqlite3"))
+    _, err = proc.communicate(timeout=60)
+    assert "cannot open the journal" in err
+    line = next(x for x in err.splitlines() if "could NOT be kept" in x)
+    assert "5 record(s)" in line and "0 kept" in line and "5 could NOT be kept" in line and "memory" in line
