@@ -123,7 +123,7 @@ def test_the_exit_bound_is_one_for_all_sinks_together(emulator: AirtableEmulator
     proc.communicate(timeout=30)
     took = time.monotonic() - start
     assert proc.returncode == 0
-    assert took < 2.3, f"exit took {took:.1f} s for a total bound of 1.5 s over 3 sinks"
+    assert took < 3.0, f"exit took {took:.1f} s for a total bound of 1.5 s over 3 sinks (not 4.5 s)"
 
 
 def test_a_full_disk_is_told_truthfully_at_exit(emulator: AirtableEmulator, journal_path: Path) -> None:

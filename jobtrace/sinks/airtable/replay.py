@@ -106,7 +106,7 @@ def replay(
         _, undeliverable = journal.counts(base_id)
         return ReplayResult(
             claimed=stats.leftovers_claimed,
-            delivered=stats.records_delivered - closed,
+            delivered=max(0, stats.records_delivered - closed),  # the leftovers; the closings are `closed`
             remaining=writer.backlog(),
             undeliverable=undeliverable,
             requests=stats.requests,
