@@ -53,6 +53,11 @@ def add_parsers(sub: Any) -> None:
 
 def _base_schema(settings: Any) -> Schema:
     """The mapping for the base as it is (so an optional Last Heartbeat field is seen)."""
+    return _read_base_schema(settings) or Schema.default()
+
+
+def _read_base_schema(settings: Any) -> Schema | None:
+    """The base's own mapping, or None when its metadata cannot be read (scope, network)."""
     from . import cli
     from .sinks.airtable import base_metadata, make_api
 
@@ -63,13 +68,18 @@ def _base_schema(settings: Any) -> Schema:
     except JobtraceError:
         raise
     except Exception:
-        # No schema.bases:read scope, or not reachable for metadata: the default mapping.
-        return Schema.default()
+        # No schema.bases:read scope, or not reachable for metadata.
+        return None
 
 
 def heartbeat_note(settings: Any) -> str | None:
     """What ``jobtrace check`` says when the base has no ``Last Heartbeat`` field (None when it has one)."""
-    schema = _base_schema(settings)
+    try:
+        schema = _read_base_schema(settings)
+    except JobtraceError:
+        return None  # the base does not fit the mapping: the check's own errors say so
+    if schema is None:
+        return None  # the check has said why the base could not be read
     missing = [t.name for t in (schema.job, schema.client) if t.names.heartbeat is None]
     if not missing:
         return None
