@@ -102,7 +102,7 @@ def _local_claims() -> LocalClaims | None:
         if path in _unusable:
             return None
         try:
-            _local = LocalClaims(path)
+            _local = _open_retrying(path)
         except (OSError, sqlite3.Error) as exc:
             _unusable.add(path)
             logger.warning(
@@ -113,6 +113,18 @@ def _local_claims() -> LocalClaims | None:
             )
             return None
         return _local
+
+
+def _open_retrying(path: Path) -> LocalClaims:
+    """Open the claims file; processes creating it at the same instant may briefly find it locked."""
+    for attempt in range(20):
+        try:
+            return LocalClaims(path)
+        except sqlite3.OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def _claim_locally(run_id: str) -> bool:

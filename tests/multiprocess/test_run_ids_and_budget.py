@@ -213,6 +213,7 @@ def test_a_429_seen_by_one_process_pauses_every_process_on_the_budget(
     # Exactly one request (whichever process sends it) gets a 429; Airtable would refuse the base after it.
     emulator.inject("429", count=1, method="PATCH")
     results = hosts.wait(jobs)
+    assert len({r["run_id"] for r in results}) == 2, [j.stderr for j in jobs]
     log = emulator.requests
     (refused,) = [r for r in log if r.status == 429]
     during = [r for r in log if refused.time + 0.05 < r.time < refused.time + penalty - 0.1]

@@ -26,12 +26,14 @@ once) and returns to Redis when it answers again.
 A 429 seen by anyone puts the base in the penalty box of the shared store, so
 every process waits the penalty out, not just the one that saw it.
 
-Headroom: jobtrace's own requests (the writer, reads, the CLI) are admitted
-only while fewer than ``capacity - application_headroom`` slots are held; the
-application's requests (:func:`budgeted_api` with ``application=True``, what
-:meth:`AirtableSink.api() <jobtrace.sinks.AirtableSink.api>` returns) while
-fewer than ``capacity``. So by default jobtrace uses at most 4 of the 5
-requests a second, and the application always finds one.
+Headroom: a request of the application (:func:`budgeted_api` with
+``application=True``, what :meth:`AirtableSink.api()
+<jobtrace.sinks.AirtableSink.api>` returns) is admitted while fewer than
+``capacity`` slots are held in all; one of jobtrace's own (the writer, reads,
+the CLI) only if, besides, jobtrace's requests hold fewer than ``capacity -
+application_headroom``. So by default jobtrace uses at most 4 of the 5
+requests a second and the application always finds one, or all 5 while
+jobtrace is idle.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,7 +79,7 @@ POLL = 0.02
 class _Store(Protocol):
     """Where one kind of budget keeps its slots and penalties."""
 
-    def take(self, key: str, limit: int, lease: float, hold: float, token: str) -> float:
+    def take(self, key: str, token: str, ask: _Ask) -> float:
         """0.0 if a slot was taken under ``token``; else seconds to wait before asking again."""
 
     def release(self, key: str, token: str, hold: float) -> None:
@@ -101,6 +104,34 @@ class BudgetSlot(Slot):
         self.token = token
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """What one request asks of a store."""
+
+    capacity: int
+    """Slots in all (the base's requests per second)."""
+    share: int
+    """Slots jobtrace's own requests may hold at once."""
+    application: bool
+    """An application request: bound by the capacity only."""
+    lease: float
+    """Seconds the slot is held if its request never reports back."""
+    hold: float
+    """Seconds a slot stays held after its response."""
+
+
+def _refusal(held: list[tuple[float, bool]], ask: _Ask, now: float) -> float:
+    """0.0 if a slot may be taken beside the ``(until, application)`` slots held; else seconds to wait."""
+    waits = []
+    if len(held) >= ask.capacity:
+        waits.append(_wait(sorted(until for until, _ in held), ask.capacity, now, ask.hold))
+    if not ask.application:
+        own = sorted(until for until, application in held if not application)
+        if len(own) >= ask.share:
+            waits.append(_wait(own, ask.share, now, ask.hold))
+    return max(waits) if waits else 0.0
+
+
 # -- the stores ------------------------------------------------------------------------------
 
 
@@ -109,28 +140,28 @@ class _MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._slots: dict[str, dict[str, float]] = {}
+        self._slots: dict[str, dict[str, tuple[float, bool]]] = {}
         self._penalties: dict[str, float] = {}
 
-    def take(self, key: str, limit: int, lease: float, hold: float, token: str) -> float:
+    def take(self, key: str, token: str, ask: _Ask) -> float:
         now = time.monotonic()
         with self._lock:
             left = self._penalties.get(key, 0.0) - now
             if left > 0:
                 return left
             slots = self._slots.setdefault(key, {})
-            for old in [t for t, until in slots.items() if until <= now]:
+            for old in [t for t, (until, _) in slots.items() if until <= now]:
                 del slots[old]
-            if len(slots) < limit:
-                slots[token] = now + lease
-                return 0.0
-            return _wait(sorted(slots.values()), limit, now, hold)
+            wait = _refusal(list(slots.values()), ask, now)
+            if wait == 0:
+                slots[token] = (now + ask.lease, ask.application)
+            return wait
 
     def release(self, key: str, token: str, hold: float) -> None:
         with self._lock:
             slots = self._slots.get(key)
             if slots is not None and token in slots:
-                slots[token] = time.monotonic() + hold
+                slots[token] = (time.monotonic() + hold, slots[token][1])
 
     def penalize(self, key: str, seconds: float) -> None:
         with self._lock:
@@ -142,15 +173,16 @@ class _MemoryStore:
 
 
 _SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS slots (
+CREATE TABLE IF NOT EXISTS budget_slots (
     budget TEXT NOT NULL,
     token TEXT NOT NULL,
     until REAL NOT NULL,
     pid INTEGER NOT NULL,
     in_flight INTEGER NOT NULL,
+    application INTEGER NOT NULL,
     PRIMARY KEY (budget, token)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS penalties (
+CREATE TABLE IF NOT EXISTS budget_penalties (
     budget TEXT PRIMARY KEY,
     until REAL NOT NULL
 ) WITHOUT ROWID;
@@ -171,53 +203,56 @@ class _SqliteStore:
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.executescript(_SQLITE_SCHEMA)
 
-    def take(self, key: str, limit: int, lease: float, hold: float, token: str) -> float:
+    def take(self, key: str, token: str, ask: _Ask) -> float:
         conn = self._conn
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 now = time.time()
-                row = conn.execute("SELECT until FROM penalties WHERE budget = ?", (key,)).fetchone()
+                row = conn.execute("SELECT until FROM budget_penalties WHERE budget = ?", (key,)).fetchone()
                 if row is not None and row[0] > now:
                     return float(row[0]) - now
-                conn.execute("DELETE FROM slots WHERE budget = ? AND until <= ?", (key, now))
+                conn.execute("DELETE FROM budget_slots WHERE budget = ? AND until <= ?", (key, now))
                 held = conn.execute(
-                    "SELECT until, pid, in_flight, token FROM slots WHERE budget = ? ORDER BY until", (key,)
+                    "SELECT until, application, pid, in_flight, token FROM budget_slots WHERE budget = ?", (key,)
                 ).fetchall()
-                if len(held) >= limit:
+                wait = _refusal([(h[0], bool(h[1])) for h in held], ask, now)
+                if wait:
                     # A process that died mid-request never releases its slot: free it now, not at its lease's end.
-                    dead = [t for _, pid, flying, t in held if flying and pid != self.pid and not _pid_alive(pid)]
+                    dead = [h[4] for h in held if h[3] and h[2] != self.pid and not _pid_alive(h[2])]
                     if dead:
-                        conn.executemany("DELETE FROM slots WHERE budget = ? AND token = ?", [(key, t) for t in dead])
-                        held = [h for h in held if h[3] not in dead]
-                if len(held) < limit:
+                        conn.executemany(
+                            "DELETE FROM budget_slots WHERE budget = ? AND token = ?", [(key, t) for t in dead]
+                        )
+                        wait = _refusal([(h[0], bool(h[1])) for h in held if h[4] not in dead], ask, now)
+                if wait == 0:
                     conn.execute(
-                        "INSERT INTO slots (budget, token, until, pid, in_flight) VALUES (?, ?, ?, ?, 1)",
-                        (key, token, now + lease, os.getpid()),
+                        "INSERT INTO budget_slots (budget, token, until, pid, in_flight, application) "
+                        "VALUES (?, ?, ?, ?, 1, ?)",
+                        (key, token, now + ask.lease, os.getpid(), int(ask.application)),
                     )
-                    return 0.0
-                return _wait([h[0] for h in held], limit, now, hold)
+                return wait
             finally:
                 conn.execute("COMMIT")
 
     def release(self, key: str, token: str, hold: float) -> None:
         with self._lock:
             self._conn.execute(
-                "UPDATE slots SET until = ?, in_flight = 0 WHERE budget = ? AND token = ?",
+                "UPDATE budget_slots SET until = ?, in_flight = 0 WHERE budget = ? AND token = ?",
                 (time.time() + hold, key, token),
             )
 
     def penalize(self, key: str, seconds: float) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT INTO penalties (budget, until) VALUES (?, ?) "
+                "INSERT INTO budget_penalties (budget, until) VALUES (?, ?) "
                 "ON CONFLICT (budget) DO UPDATE SET until = max(until, excluded.until)",
                 (key, time.time() + seconds),
             )
 
     def penalty_left(self, key: str) -> float:
         with self._lock:
-            row = self._conn.execute("SELECT until FROM penalties WHERE budget = ?", (key,)).fetchone()
+            row = self._conn.execute("SELECT until FROM budget_penalties WHERE budget = ?", (key,)).fetchone()
         return max(0.0, float(row[0]) - time.time()) if row is not None else 0.0
 
 
@@ -230,18 +265,29 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local penalty = redis.call('PTTL', KEYS[2])
 if penalty > 0 then return penalty end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local limit = tonumber(ARGV[1])
-local held = redis.call('ZCARD', KEYS[1])
-if held < limit then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 60000)
-  return 0
+local capacity, share, application = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+local hold, poll = tonumber(ARGV[6]), tonumber(ARGV[7])
+local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local scores, own = {}, {}
+for i = 1, #all, 2 do
+  local score = tonumber(all[i + 1])
+  scores[#scores + 1] = score
+  if string.sub(all[i], 1, 2) == 'j:' then own[#own + 1] = score end
 end
-local nth = redis.call('ZRANGE', KEYS[1], held - limit, held - limit, 'WITHSCORES')
-local wait = tonumber(nth[2]) - now
-if wait > tonumber(ARGV[4]) + 100 then return tonumber(ARGV[5]) end
-if wait < 1 then return 1 end
-return wait
+local function wait_for(held, limit)
+  local until_ms = held[#held - limit + 1]
+  local wait = until_ms - now
+  if wait > hold + 100 then return poll end
+  if wait < 1 then return 1 end
+  return wait
+end
+local wait = 0
+if #scores >= capacity then wait = wait_for(scores, capacity) end
+if not application and #own >= share then wait = math.max(wait, wait_for(own, share)) end
+if wait > 0 then return wait end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[5])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + 60000)
+return 0
 """
 _RELEASE = """
 local t = redis.call('TIME')
@@ -270,8 +316,16 @@ class _RedisStore:
     def _keys(key: str) -> list[str]:
         return [f"jobtrace:budget:{key}:slots", f"jobtrace:budget:{key}:penalty"]
 
-    def take(self, key: str, limit: int, lease: float, hold: float, token: str) -> float:
-        args = [limit, int(lease * 1000), token, int(hold * 1000), int(POLL * 1000)]
+    def take(self, key: str, token: str, ask: _Ask) -> float:
+        args = [
+            ask.capacity,
+            ask.share,
+            int(ask.application),
+            int(ask.lease * 1000),
+            token,
+            int(ask.hold * 1000),
+            int(POLL * 1000),
+        ]
         wait = self.link.call(lambda _client: self._take(keys=self._keys(key), args=args))
         return int(wait) / 1000.0
 
@@ -320,7 +374,7 @@ def _local_store() -> _SqliteStore | _MemoryStore:
         if path in _unusable:
             return _memory_store
         try:
-            store = _sqlite_stores[path] = _SqliteStore(path)
+            store = _sqlite_stores[path] = _open_retrying(path)
         except (OSError, sqlite3.Error) as exc:
             _unusable.add(path)
             logger.warning(
@@ -331,6 +385,18 @@ def _local_store() -> _SqliteStore | _MemoryStore:
             )
             return _memory_store
         return store
+
+
+def _open_retrying(path: Path) -> _SqliteStore:
+    """Open the budget file; processes creating it at the same instant may briefly find it locked."""
+    for attempt in range(20):
+        try:
+            return _SqliteStore(path)
+        except sqlite3.OperationalError:
+            if attempt == 19:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def _redis_store(url: str) -> _RedisStore:
@@ -416,23 +482,24 @@ class Budget:
 
     def reserve(self, application: bool = False) -> Slot | float:
         """Take a slot (hand it to :meth:`done` after the response), or return seconds to wait first."""
-        limit = self.capacity if application else self.jobtrace_share
-        token = uuid.uuid4().hex
+        ask = _Ask(self.capacity, self.jobtrace_share, application, self._lease, self.hold)
+        # The prefix tells the application's slots from jobtrace's (in Redis, where they are sorted-set members).
+        token = ("a:" if application else "j:") + uuid.uuid4().hex
         store: _Store
         if self._redis is not None:
             try:
-                wait = self._redis.take(self.key, limit, self._lease, self.hold, token)
+                wait = self._redis.take(self.key, token, ask)
             except RedisUnavailable:
                 pass
             else:
                 return BudgetSlot(self._redis, self.key, token) if wait == 0 else wait
         store = _local_store()
         try:
-            wait = store.take(self.key, limit, self._lease, self.hold, token)
+            wait = store.take(self.key, token, ask)
         except sqlite3.Error as exc:
             self._local_failed(exc)
             store = _memory_store
-            wait = store.take(self.key, limit, self._lease, self.hold, token)
+            wait = store.take(self.key, token, ask)
         return BudgetSlot(store, self.key, token) if wait == 0 else wait
 
     def acquire(self, timeout: float | None = None, application: bool = False) -> Slot | None:
