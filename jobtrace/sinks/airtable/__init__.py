@@ -353,13 +353,22 @@ class AirtableSink(Sink):
                     formula=formulas.match({table.names.run_id: run_id}), fields=[table.names.run_id]
                 )
         except requests.HTTPError as exc:
-            if exc.response is not None and exc.response.status_code == 429:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 429:
                 self._throttle.penalize(self._penalty)
-            logger.warning("jobtrace: run %s: could not check the run ID in base %s: %s", run_id, self._base_id, exc)
+            logger.warning(
+                "jobtrace: run %s: could not check that the run ID is free in base %s (HTTP %s); going on with it",
+                run_id,
+                self._base_id,
+                status,
+            )
             return None
         except requests.RequestException as exc:
             logger.warning(
-                "jobtrace: run %s: could not check the run ID in base %s: %s", run_id, self._base_id, type(exc).__name__
+                "jobtrace: run %s: could not check that the run ID is free in base %s (%s); going on with it",
+                run_id,
+                self._base_id,
+                type(exc).__name__,
             )
             return None
         finally:

@@ -1,0 +1,71 @@
+"""The budget's rule, on the host's file and on Redis: 5 slots, each held until a second after its response;
+jobtrace's share leaves the application its headroom; a penalty refuses everyone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobtrace.sinks.airtable import Budget, budget_for
+from jobtrace.sinks.airtable.throttle import Slot
+
+
+@pytest.fixture(params=["host", "redis"])
+def make_budget(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("JOBTRACE_STATE_DIR", str(tmp_path / "state"))
+    redis_url = request.getfixturevalue("redis_server").url if request.param == "redis" else ""
+    endpoint = f"http://127.0.0.1:1/{tmp_path.name}"  # a base of its own per test
+
+    def make(**kwargs: Any) -> Budget:
+        budget = budget_for(endpoint, "appBudgetRules001", redis_url=redis_url, **kwargs)
+        assert budget.shared_through == request.param
+        return budget
+
+    return make
+
+
+def test_jobtrace_takes_four_slots_and_leaves_the_fifth_to_the_application(make_budget: Any) -> None:
+    ours, app = make_budget(), make_budget()
+    slots = [ours.reserve() for _ in range(4)]
+    assert all(isinstance(s, Slot) for s in slots)
+    assert not isinstance(ours.reserve(), Slot)  # jobtrace's share is full
+    fifth = app.reserve(application=True)
+    assert isinstance(fifth, Slot)
+    assert not isinstance(app.reserve(application=True), Slot)  # the base is full
+
+
+def test_the_application_may_use_the_whole_budget_while_jobtrace_is_idle_and_jobtrace_still_fits_beside(
+    make_budget: Any,
+) -> None:
+    app, ours = make_budget(), make_budget()
+    assert all(isinstance(app.reserve(application=True), Slot) for _ in range(4))
+    assert isinstance(ours.reserve(), Slot)  # jobtrace's own count is 0 < 4, the base's 4 < 5
+    assert not isinstance(ours.reserve(), Slot)
+    assert not isinstance(app.reserve(application=True), Slot)
+
+
+def test_a_slot_is_held_until_a_second_after_its_response(make_budget: Any) -> None:
+    budget = make_budget(application_headroom=0)
+    slots = [budget.reserve() for _ in range(5)]
+    time.sleep(0.3)  # the "requests" take 0.3 s: the window starts at their responses, not when they were sent
+    for slot in slots:
+        budget.done(slot)
+    answered = time.monotonic()
+    wait = budget.reserve()
+    assert isinstance(wait, float) and 0.9 < wait <= 1.1
+    slot = budget.acquire(timeout=3)
+    assert slot is not None
+    assert time.monotonic() - answered >= 1.0
+
+
+def test_a_penalty_refuses_every_consumer_of_the_budget(make_budget: Any) -> None:
+    ours, app = make_budget(), make_budget()
+    ours.penalize(1.5)
+    assert 1.0 < app.blocked_for <= 1.5
+    assert isinstance(app.reserve(application=True), float)
+    started = time.monotonic()
+    assert app.acquire(timeout=5, application=True) is not None
+    assert time.monotonic() - started >= 1.0
