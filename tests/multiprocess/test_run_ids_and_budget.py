@@ -253,3 +253,33 @@ def test_an_unreachable_redis_from_the_start_only_warns_and_run_ids_stay_unique(
     for job in jobs:
         assert job.stderr.count("cannot be reached") == 1, job.stderr
     assert all(r["budget_shared_through"] == "host" for r in results)
+
+
+def test_a_429_met_by_the_application_through_api_pauses_the_sink_and_the_call_is_sent_again_after_it(
+    emulator: AirtableEmulator, tmp_path: Any
+) -> None:
+    penalty = 1.5
+    sink = AirtableSink(
+        emulator.api_key,
+        BASE_ID,
+        endpoint_url=emulator.url,
+        journal_path=tmp_path / "j.sqlite3",
+        rate_limit_penalty=penalty,
+    )
+    previous = jobtrace.configure([sink], strict=True)
+    try:
+        emulator.inject("429", count=1, method="GET", path_contains="Job%20Tracking")
+        t0 = time.monotonic()
+        records = sink.api().table(BASE_ID, JOBS).all()  # 429, the penalty, then sent again
+        assert time.monotonic() - t0 >= penalty
+        assert records == []
+        with jobtrace.tracked_job("post-scoring") as job:
+            pass
+        assert jobtrace.flush(20)
+    finally:
+        jobtrace.shutdown(5)
+        jobtrace.restore(previous)
+    log = emulator.requests
+    (refused,) = [r for r in log if r.status == 429]
+    assert [r for r in log if refused.time < r.time < refused.time + penalty - 0.1] == []
+    assert job.run_id in records_by_key(emulator)[0]
