@@ -16,6 +16,7 @@ import pytest
 
 import jobtrace
 from jobtrace import cli
+from jobtrace.run_ids import next_run_id_candidate
 from jobtrace.sinks import AirtableSink
 from jobtrace.testing import AirtableEmulator
 
@@ -82,9 +83,10 @@ def test_two_hosts_sharing_redis_get_distinct_run_ids_and_one_record_each(
 def test_two_hosts_without_redis_take_the_next_free_second_when_the_base_has_the_run_id(
     emulator: AirtableEmulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # "Another host" already wrote jobs for this second and the next four.
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    taken = [(now + timedelta(seconds=i)).strftime("%y%m%d-%H%M%S") for i in range(5)]
+    # "Another host" already wrote jobs for the next five seconds this process would take (earlier
+    # tests in this process may have moved its next free second past the clock).
+    last = jobtrace.parse_run_id(next_run_id_candidate()).timestamp
+    taken = [(last + timedelta(seconds=i)).strftime("%y%m%d-%H%M%S") for i in range(1, 6)]
     other = pyairtable.Api(emulator.api_key, endpoint_url=emulator.url).table(BASE_ID, JOBS)
     other.batch_create([{"Run ID": run_id, "Status": "Running"} for run_id in taken])
     monkeypatch.setenv("JOBTRACE_STATE_DIR", str(tmp_path / "this-host"))
@@ -99,7 +101,7 @@ def test_two_hosts_without_redis_take_the_next_free_second_when_the_base_has_the
         jobtrace.restore(previous)
     assert job.run_id not in taken
     assert job.run_id > taken[-1]
-    assert sink.diagnostics()["run_id_checks"]["taken"] >= 1
+    assert sink.diagnostics()["run_id_checks"]["taken"] == 5
     records = [r["fields"] for r in emulator.records(BASE_ID, JOBS)]
     assert sorted(f["Run ID"] for f in records) == sorted([*taken, job.run_id])
 
