@@ -28,6 +28,7 @@ from .errors import (
     JobtraceError,
     NoActiveRunError,
     RecordNotFoundError,
+    RecordUnavailableError,
     SinkError,
     UnknownFieldError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "JobtraceError",
     "NoActiveRunError",
     "RecordNotFoundError",
+    "RecordUnavailableError",
     "RunContext",
     "RunId",
     "Schema",

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .changes import Change
-from .errors import ConfigurationError, SinkError
+from .errors import ConfigurationError, RecordUnavailableError, SinkError
+from .redaction import redact
 from .schema import Schema
 from .sinks.base import Sink
 
@@ -102,13 +103,23 @@ def configure_from_env(strict: bool = False, schema: Schema | None = None) -> Co
     """Configure from the environment: Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set.
 
     Uses :meth:`AirtableSink.from_env <jobtrace.sinks.AirtableSink.from_env>`
-    (also ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``), else the LogSink.
+    (also ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``); with neither set,
+    the LogSink. With only one of the two set, ``ConfigurationError`` naming the
+    missing one (a half-done setup must not fall back to logs in silence).
     Returns what :func:`configure` returns.
     """
-    if os.environ.get("AIRTABLE_API_KEY") and os.environ.get("AIRTABLE_BASE_ID"):
+    present = {name: bool(os.environ.get(name, "").strip()) for name in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID")}
+    if all(present.values()):
         from .sinks.airtable import AirtableSink
 
         return configure([AirtableSink.from_env()], strict=strict, schema=schema)
+    if any(present.values()):
+        (found,) = (name for name, here in present.items() if here)
+        (missing,) = (name for name, here in present.items() if not here)
+        raise ConfigurationError(
+            f"{found} is set but {missing} is not: set {missing} too to track to Airtable "
+            f"(or unset {found} to use the log sink)"
+        )
     return configure(None, strict=strict, schema=schema)
 
 
@@ -150,18 +161,21 @@ def emit(change: Change) -> None:
 
 def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
     global _sink_errors, _last_error
+    text = redact(str(exc))
     with _lock:
         _sink_errors += 1
-        _last_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {exc}"
+        _last_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {text}"
     if config.strict:
-        raise SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {exc}") from exc
+        error = SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {text}")
+        # A cause that quotes a secret must not travel with the exception.
+        raise error from (exc if text == str(exc) else None)
     logger.error(
         "jobtrace sink %s.%s failed for run %s: %s: %s",
         type(sink).__name__,
         verb,
         run_id,
         type(exc).__name__,
-        exc,
+        text,
     )
 
 
@@ -211,16 +225,36 @@ def shutdown(timeout: float = 10.0) -> bool:
 
 
 def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
-    """The first answer of any sink that can read the record back (used when resuming)."""
+    """The first answer of any sink that can read the record back (used when resuming).
+
+    None when every sink answered and none knows the record. When no sink
+    knows it and some sink could not be read (after its own retries), raises
+    ``RecordUnavailableError``: the caller must not write values it cannot
+    trust over a record that may exist.
+    """
+    global _sink_errors, _last_error
     config = get_config()
+    failures: list[str] = []
     for sink in config.sinks:
         try:
             found = sink.read(kind, run_id, client_id)
         except Exception as exc:
-            _sink_failed(config, sink, "read", exc, run_id)
+            text = redact(str(exc))
+            failures.append(f"{type(sink).__name__}: {type(exc).__name__}: {text}")
+            with _lock:
+                _sink_errors += 1
+                _last_error = f"{type(sink).__name__}.read: {type(exc).__name__}: {text}"
             continue
         if found is not None:
             return found
+    if failures:
+        which = f"client run {run_id}-{client_id}" if client_id is not None else f"job run {run_id}"
+        message = (
+            f"could not read the record of {which} back ({'; '.join(failures)}), so its counters, notes and "
+            f"Start Time are unknown; nothing was written. Try again once the sink can be read."
+        )
+        logger.error("jobtrace: %s", message)
+        raise RecordUnavailableError(message)
     return None
 
 
@@ -238,7 +272,7 @@ def diagnostics() -> dict[str, Any]:
         try:
             per_sink.append({"sink": type(sink).__name__, **sink.diagnostics()})
         except Exception as exc:  # a broken sink must not break the caller's health check
-            per_sink.append({"sink": type(sink).__name__, "error": f"{type(exc).__name__}: {exc}"})
+            per_sink.append({"sink": type(sink).__name__, "error": redact(f"{type(exc).__name__}: {exc}")})
     return {"sink_errors": _sink_errors, "last_sink_error": _last_error, "sinks": per_sink}
 
 

@@ -69,3 +69,14 @@ def test_a_penalty_refuses_every_consumer_of_the_budget(make_budget: Any) -> Non
     started = time.monotonic()
     assert app.acquire(timeout=5, application=True) is not None
     assert time.monotonic() - started >= 1.0
+
+
+def test_a_redis_url_s_password_never_reaches_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    from jobtrace.sinks.airtable.redis_link import RedisLink, RedisUnavailable
+
+    link = RedisLink("redis://worker:s3cret-passw0rd@127.0.0.1:9/0")  # nothing listens on port 9
+    with pytest.raises(RedisUnavailable):
+        link.call(lambda client: client.ping())
+    assert "redis://127.0.0.1:9/0" in caplog.text
+    assert "s3cret-passw0rd" not in caplog.text and "worker" not in caplog.text
+    assert "s3cret-passw0rd" not in repr(link)

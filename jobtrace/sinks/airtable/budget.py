@@ -55,6 +55,7 @@ from requests.adapters import HTTPAdapter
 
 from ...errors import ConfigurationError
 from ...state import state_dir
+from .credentials import check_endpoint_url, clean_api_key
 from .redis_link import RedisLink, RedisUnavailable, redis_link
 from .throttle import WINDOW_MARGIN, Slot
 
@@ -646,8 +647,8 @@ def budgeted_api(
     calls, :meth:`AirtableSink.api`); else from jobtrace's share (the CLI, tools).
     pyairtable's own retries are off: a 429 is handled by the budget (above).
     """
-    if not api_key or not isinstance(api_key, str):
-        raise ConfigurationError("the Airtable API key is empty: set AIRTABLE_API_KEY (a personal access token)")
+    api_key = clean_api_key(api_key)
+    endpoint_url = check_endpoint_url(endpoint_url)
     api = Api(api_key, timeout=timeout, retry_strategy=False, endpoint_url=endpoint_url)  # type: ignore[arg-type]
     adapter = BudgetAdapter(budget, application=application, penalty=rate_limit_penalty)
     api.session.mount(endpoint_url.rstrip("/") + "/", adapter)

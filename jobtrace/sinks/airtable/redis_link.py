@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ...errors import ConfigurationError
+from ...redaction import register_secret
 
 __all__ = ["RETRY_AFTER", "RedisLink", "RedisUnavailable", "redis_link"]
 
@@ -52,6 +53,12 @@ class RedisLink:
                 "pip install 'jobtrace[redis]'"
             ) from None
         self.where = describe_url(url)
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password:
+            register_secret(password)  # a Redis error message quoting the URL must not show it either
         try:
             self.client: Any = redis.Redis.from_url(
                 url,
