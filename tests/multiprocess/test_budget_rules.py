@@ -80,3 +80,41 @@ def test_a_redis_url_s_password_never_reaches_the_log(caplog: pytest.LogCaptureF
     assert "redis://127.0.0.1:9/0" in caplog.text
     assert "s3cret-passw0rd" not in caplog.text and "worker" not in caplog.text
     assert "s3cret-passw0rd" not in repr(link)
+
+
+def test_slots_of_a_process_killed_mid_request_are_freed_at_once_not_at_their_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("JOBTRACE_STATE_DIR", str(state))
+    endpoint = f"http://127.0.0.1:1/{tmp_path.name}"
+    code = (
+        "import sys, time\n"
+        "from jobtrace.sinks.airtable import budget_for\n"
+        f"budget = budget_for({endpoint!r}, 'appBudgetRules001', redis_url='')\n"
+        "slots = [budget.reserve() for _ in range(4)]\n"
+        "print(sum(1 for s in slots if not isinstance(s, float)), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JOBTRACE_STATE_DIR": str(state)},
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "4"  # four requests "in flight" in the child
+        budget = budget_for(endpoint, "appBudgetRules001", redis_url="")
+        assert isinstance(budget.reserve(), float)  # jobtrace's share is held by the child
+        child.send_signal(signal.SIGKILL)
+        child.wait(5)
+        assert isinstance(budget.reserve(), Slot)  # the dead process's slots are freed, not kept for 60 s
+    finally:
+        if child.poll() is None:
+            child.kill()
