@@ -118,3 +118,26 @@ def test_slots_of_a_process_killed_mid_request_are_freed_at_once_not_at_their_le
     finally:
         if child.poll() is None:
             child.kill()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("requests_per_second", 0),
+        ("requests_per_second", -5),
+        ("requests_per_second", float("nan")),
+        ("requests_per_second", float("inf")),
+        ("requests_per_second", "5"),
+        ("application_headroom", -1),
+        ("application_headroom", 1.5),
+        ("application_headroom", True),
+    ],
+)
+def test_a_bad_budget_setting_is_refused_at_the_sink_s_construction_saying_what_is_expected(
+    option: str, value: object, tmp_path: Path
+) -> None:
+    from jobtrace import ConfigurationError
+    from jobtrace.sinks import AirtableSink
+
+    with pytest.raises(ConfigurationError, match=option):
+        AirtableSink("patXXXXXXXXXXXXXX", "appBudgetRules001", journal_path=tmp_path / "j", **{option: value})

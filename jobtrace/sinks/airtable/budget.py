@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -430,9 +431,20 @@ class Budget:
         redis_url: str | None = None,
         lease: float = DEFAULT_LEASE,
     ) -> None:
-        if requests_per_second <= 0:
-            raise ConfigurationError(f"requests_per_second must be positive, got {requests_per_second!r}")
-        if not isinstance(application_headroom, int) or application_headroom < 0:
+        if (
+            isinstance(requests_per_second, bool)
+            or not isinstance(requests_per_second, (int, float))
+            or not math.isfinite(requests_per_second)
+            or requests_per_second <= 0
+        ):
+            raise ConfigurationError(
+                f"requests_per_second must be a positive number (Airtable allows 5), got {requests_per_second!r}"
+            )
+        if (
+            isinstance(application_headroom, bool)
+            or not isinstance(application_headroom, int)
+            or application_headroom < 0
+        ):
             raise ConfigurationError(
                 f"application_headroom must be a whole number of requests per second >= 0, got {application_headroom!r}"
             )
