@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -351,6 +352,8 @@ def _wait(untils: list[float], limit: int, now: float, hold: float) -> float:
 
 
 def _pid_alive(pid: int) -> bool:
+    if sys.platform == "win32":
+        return True  # os.kill(pid, 0) would terminate it there: the slot waits for its lease
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
