@@ -285,3 +285,28 @@ def test_a_429_met_by_the_application_through_api_pauses_the_sink_and_the_call_i
     (refused,) = [r for r in log if r.status == 429]
     assert [r for r in log if refused.time < r.time < refused.time + penalty - 0.1] == []
     assert job.run_id in records_by_key(emulator)[0]
+
+
+def test_an_unusable_state_directory_only_warns_and_the_job_is_still_tracked(
+    emulator: AirtableEmulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("JOBTRACE_STATE_DIR", str(blocker / "state"))  # cannot be created
+    sink = AirtableSink(emulator.api_key, BASE_ID, endpoint_url=emulator.url, journal_path=tmp_path / "j.sqlite3")
+    previous = jobtrace.configure([sink], strict=True)
+    try:
+        with jobtrace.tracked_job("post-scoring") as first, jobtrace.client_run("acme"):
+            pass
+        with jobtrace.tracked_job("post-scoring") as second:
+            pass
+        assert jobtrace.flush(20)
+        assert sink.diagnostics()["budget_shared_through"] == "process"
+    finally:
+        jobtrace.shutdown(5)
+        jobtrace.restore(previous)
+    assert first.run_id != second.run_id
+    assert sorted(records_by_key(emulator)[0]) == sorted([first.run_id, second.run_id])
+    assert "cannot use the run-ID claims file" in caplog.text
+    assert "cannot use the request budget file" in caplog.text
+    assert rate_limited(emulator) == []
