@@ -15,7 +15,7 @@ A sink has four verbs, called by jobtrace (never by the instrumented job):
 ``close(timeout)``
     Flush, then release resources. Writes after close are errors.
 
-And two optional verbs:
+And optional verbs:
 
 ``read(kind, run_id, client_id)``
     The record's current fields (Airtable names), or None if the sink cannot
@@ -23,6 +23,10 @@ And two optional verbs:
 ``read_client_runs(run_id)``
     Every client record of a job run, or None if the sink cannot tell
     (``job.remaining()`` of a resumed run asks it).
+``claim_run_id(run_id)``
+    Called on the job's thread before a new job takes ``run_id``: False if the
+    backend knows the ID is taken (by a job on another host), and the job
+    takes the next free second instead. True by default.
 
 A sink may raise from any verb; jobtrace catches it, logs it with the run ID,
 counts it and goes on, unless ``configure(strict=True)``.
@@ -65,6 +69,9 @@ class Sink(abc.ABC):
     def read_client_runs(self, run_id: str) -> list[Mapping[str, Any]] | None:
         """Every client record of job run ``run_id`` (resuming asks which clients are done); None: unsupported."""
         return None
+    def claim_run_id(self, run_id: str) -> bool:
+        """Claim a new job run ID; False if another job (elsewhere) has it. True by default."""
+        return True
 
     def diagnostics(self) -> dict[str, Any]:
         """The sink's own counts for ``jobtrace.diagnostics()`` (nothing secret); empty by default."""

@@ -25,7 +25,7 @@ from pyairtable import Api, formulas
 
 from ...records import Status, append_note, utc_iso
 from .journal import DeadRun, Journal, RunEvent
-from .throttle import Throttle
+from .throttle import RequestLimiter
 from .writer import Writer
 
 __all__ = ["ClosedRuns", "close_dead_runs", "closing_fields", "job_rollups", "parse_time", "read_client_records"]
@@ -107,7 +107,7 @@ def close_dead_runs(
     base_id: str,
     writer: Writer,
     journal: Journal,
-    throttle: Throttle,
+    throttle: RequestLimiter,
     deadline: float,
     *,
     open_here: Callable[[str, str], bool] | None = None,
@@ -144,7 +144,7 @@ def close_dead_runs(
 
 
 def _read(
-    api: Api, base_id: str, table: str, runs: list[DeadRun], throttle: Throttle, deadline: float
+    api: Api, base_id: str, table: str, runs: list[DeadRun], throttle: RequestLimiter, deadline: float
 ) -> list[dict[str, Any]] | None:
     formula: formulas.Formula = (
         formulas.OR(*(formulas.match(r.key_values) for r in runs))
@@ -170,7 +170,7 @@ def _close_one(
     base_id: str,
     writer: Writer,
     journal: Journal,
-    throttle: Throttle,
+    throttle: RequestLimiter,
     run: DeadRun,
     records: list[dict[str, Any]],
     open_here: Callable[[str, str], bool] | None,

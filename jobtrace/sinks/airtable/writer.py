@@ -8,7 +8,7 @@ in-memory dict under a lock. A daemon thread does the rest, in a loop:
    the outbox (merging fields, later over earlier) and save them in the
    journal; forget there what was delivered;
 2. pick up to 10 records of one table (oldest first) and, when the base's
-   :class:`~.throttle.Throttle` allows, send them as one
+   budget (:mod:`.budget`, shared with other processes) allows, send them as one
    ``Table.batch_upsert`` (``performUpsert`` on the key fields);
 3. on success, drop them from the outbox and the journal (unless they changed
    meanwhile); on failure, keep them and decide:
@@ -50,7 +50,7 @@ from ...errors import SinkError
 from ...redaction import redact
 from ...values import unsendable_fields
 from .journal import Journal, JournalRow, RunEvent, record_key
-from .throttle import Slot, Throttle
+from .throttle import RequestLimiter, Slot
 
 __all__ = ["MAX_RECORDS_PER_REQUEST", "Writer"]
 
@@ -118,7 +118,7 @@ class Writer:
         api: Api,
         base_id: str,
         journal: Journal,
-        throttle: Throttle,
+        throttle: RequestLimiter,
         *,
         rate_limit_penalty: float = 30.0,
         backoff_initial: float = 0.5,
@@ -163,6 +163,10 @@ class Writer:
         self._failures = 0
         self._retry_at = 0.0
         self._last_sent = -1e9
+        # The even spacing of requests: the budget's slots (jobtrace's share) over the time each is held.
+        hold = float(getattr(throttle, "hold", 1.0))
+        share = float(getattr(throttle, "jobtrace_share", 0) or getattr(throttle, "requests_per_second", 5.0))
+        self._spacing = hold / max(share, 1e-6)
         self._last_logged: dict[str, float] = {}
 
     # -- the caller's side -------------------------------------------------------------
@@ -208,7 +212,7 @@ class Writer:
             self._spool_wake.set()
 
     @property
-    def throttle(self) -> Throttle:
+    def throttle(self) -> RequestLimiter:
         """The base's request budget this writer sends under."""
         return self._throttle
 
@@ -382,7 +386,7 @@ class Writer:
                 # Requests evenly spaced within the budget, not in bursts: a change waits at most about one
                 # spacing (0.2 s at 5/s) to be sent, instead of up to a second after a burst.
                 now = time.monotonic()
-                wait = max(self._retry_at, self._last_sent + 1.0 / max(self._throttle.requests_per_second, 1e-6)) - now
+                wait = max(self._retry_at, self._last_sent + self._spacing) - now
                 slot = None
                 if wait <= 0:
                     got = self._throttle.reserve()
