@@ -114,7 +114,13 @@ def test_slots_of_a_process_killed_mid_request_are_freed_at_once_not_at_their_le
         assert isinstance(budget.reserve(), float)  # jobtrace's share is held by the child
         child.send_signal(signal.SIGKILL)
         child.wait(5)
-        assert isinstance(budget.reserve(), Slot)  # the dead process's slots are freed, not kept for 60 s
+        # The dead process's slots are freed, not kept for 60 s: after one hold (its last requests may have
+        # reached Airtable just before it died, and still count there for a second).
+        start = time.monotonic()
+        while not isinstance(got := budget.reserve(), Slot) and time.monotonic() - start < 5:
+            time.sleep(min(float(got), 0.1))
+        assert isinstance(got, Slot)
+        assert time.monotonic() - start < budget.hold + 0.5
     finally:
         if child.poll() is None:
             child.kill()

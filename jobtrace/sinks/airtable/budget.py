@@ -221,13 +221,18 @@ class _SqliteStore:
                 ).fetchall()
                 wait = _refusal([(h[0], bool(h[1])) for h in held], ask, now)
                 if wait:
-                    # A process that died mid-request never releases its slot: free it now, not at its lease's end.
-                    dead = [h[4] for h in held if h[3] and h[2] != self.pid and not _pid_alive(h[2])]
+                    # A process that died mid-request never releases its slot: release it for it now, not at its
+                    # lease's end. Its request may have reached Airtable just before: it still counts a hold from now.
+                    dead = {h[4] for h in held if h[3] and h[2] != self.pid and not _pid_alive(h[2])}
                     if dead:
+                        released = now + ask.hold
                         conn.executemany(
-                            "DELETE FROM budget_slots WHERE budget = ? AND token = ?", [(key, t) for t in dead]
+                            "UPDATE budget_slots SET until = MIN(until, ?), in_flight = 0 "
+                            "WHERE budget = ? AND token = ?",
+                            [(released, key, t) for t in dead],
                         )
-                        wait = _refusal([(h[0], bool(h[1])) for h in held if h[4] not in dead], ask, now)
+                        held = [(min(h[0], released) if h[4] in dead else h[0], *h[1:]) for h in held]
+                        wait = _refusal([(h[0], bool(h[1])) for h in held], ask, now)
                 if wait == 0:
                     conn.execute(
                         "INSERT INTO budget_slots (budget, token, until, pid, in_flight, application) "
