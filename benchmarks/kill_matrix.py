@@ -159,6 +159,9 @@ def run(trials: int, seed: int = 1) -> list[dict[str, Any]]:
 
     cells: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, AirtableEmulator(rate_limit=True, rate_limit_penalty=1.0) as emu:
+        # The jobs, replay and reap of a host share one request budget (the state directory's), as in production.
+        previous_state = os.environ.get("JOBTRACE_STATE_DIR")
+        os.environ["JOBTRACE_STATE_DIR"] = tmp
         n = 0
         for sig in (signal.SIGKILL, signal.SIGTERM):
             for recovery in ("a", "b"):
@@ -174,6 +177,10 @@ def run(trials: int, seed: int = 1) -> list[dict[str, Any]]:
                 cells.append(
                     {"signal": sig.name, "recovery": recovery, "trials": trials, **totals, "oldest_lost_ms": oldest}
                 )
+        if previous_state is None:
+            os.environ.pop("JOBTRACE_STATE_DIR", None)
+        else:
+            os.environ["JOBTRACE_STATE_DIR"] = previous_state
     return cells
 
 

@@ -59,9 +59,9 @@ def _base_schema(settings: Any) -> Schema:
 def _read_base_schema(settings: Any) -> Schema | None:
     """The base's own mapping, or None when its metadata cannot be read (scope, network)."""
     from . import cli
-    from .sinks.airtable import base_metadata, make_api
+    from .sinks.airtable import base_metadata
 
-    api = make_api(settings.api_key, settings.endpoint_url)
+    api = cli.api_for(settings)  # within the base's shared budget
     try:
         meta = cli.call(settings, lambda: base_metadata(api, settings.base_id))
         return Schema.from_metadata(meta)
@@ -187,13 +187,13 @@ def _end_fields(
 ) -> dict[str, Any]:
     """The fields that end ``record``; a job's roll-ups recounted from its client records."""
     from . import cli
-    from .sinks.airtable import make_api, run_roles
+    from .sinks.airtable import run_roles
     from .sinks.airtable.dead_runs import closing_fields, job_rollups, read_client_records
 
     roles = run_roles(schema, kind)
     fields: dict[str, Any] = {}
     if kind == "job":
-        api = make_api(settings.api_key, settings.endpoint_url)
+        api = cli.api_for(settings)
         run_id = str(record.get(schema.job.names.run_id))
         try:
             clients = cli.call(settings, lambda: read_client_records(api, settings.base_id, roles, run_id))
