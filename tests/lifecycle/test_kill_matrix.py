@@ -19,7 +19,7 @@ def kill_matrix(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return importlib.import_module("benchmarks.kill_matrix")
 
 
-def test_killed_jobs_recovered_by_replay_or_reap_lose_nothing_double_nothing_and_leave_nothing_running(
+def test_killed_jobs_recovered_by_replay_or_reap_double_nothing_leave_nothing_running_and_lose_nothing_journaled(
     kill_matrix: ModuleType,
 ) -> None:
     cells = kill_matrix.run(trials=1, seed=7)
