@@ -6,7 +6,11 @@ fields that changed, keyed by their Airtable names, with absolute values
 a record in order, later values over earlier ones, gives the record; so a sink
 may coalesce pending changes to one record into one write, and re-applying a
 change is harmless. ``fields`` always includes the record's key fields (the
-``Run ID``, and for a client record the ``Client ID``).
+``Run ID``, and for a client record the ``Client ID``). ``time`` is when the
+change happened on the job's side (``time.time()``), not when a sink got it:
+sinks receive changes from the dispatcher's thread, a little later (see
+:mod:`jobtrace.dispatch`); the ``Start Time`` and ``End Time`` fields are
+formatted from it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class Change(NamedTuple):
     """The client ID of a client record, else None."""
     fields: Mapping[str, Any]
     """Changed fields by Airtable name, plus the key fields; JSON-ready values."""
+    time: float = 0.0
+    """When the change happened (seconds since the epoch, as ``time.time()``)."""
 
     @property
     def key(self) -> tuple[str, str, str | None]:

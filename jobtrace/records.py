@@ -1,17 +1,21 @@
 """Run state: job runs and client runs, their statuses, counters, notes and roll-ups.
 
 A :class:`JobRun` or :class:`ClientRun` is the live state of one record. Every
-mutation happens under the run's own lock and emits one
-:class:`~jobtrace.changes.Change` carrying the new absolute values, so sinks
-see the changes of one record in the order they happened and counters stay
-exact when many threads or tasks touch the same run. Locks are held only for
-the mutation and the hand-off to the sinks, never across user code.
+mutation happens under the run's own lock and submits one entry (the run, the
+event, the fields with their new absolute values, the time) to the
+dispatcher (:mod:`jobtrace.dispatch`), which turns it into a
+:class:`~jobtrace.changes.Change` and hands it to the sinks off the job's
+thread. Entries of one record are submitted under its lock to one FIFO queue,
+so sinks see the changes of one record in the order they happened, and
+counters stay exact when many threads or tasks touch the same run. Locks are
+held only for the mutation and the submit, never across user code or sinks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import threading
 import time
 from collections.abc import Mapping
@@ -19,6 +23,7 @@ from typing import Any, Final
 
 from . import tracker
 from .changes import CLIENT, END, JOB, START, UPDATE, Change
+from .dispatch import dispatcher
 from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
 
@@ -35,9 +40,12 @@ __all__ = [
 
 #: Airtable's long-text limit; System Notes never grows past it.
 NOTES_LIMIT: Final = 100_000
+#: How long the end of a job waits, at most, for the dispatcher to hand its changes to the sinks (s).
+JOB_END_WAIT: Final = 5.0
 #: How often, at most, client completions refresh the job record's roll-ups.
 ROLLUP_INTERVAL: Final = 1.0
 _TRIM_MARKER = "[earlier notes trimmed]\n"
+_NO_KEY: Final[dict[str, Any]] = {}
 
 
 class Status:
@@ -60,6 +68,11 @@ _time = time.time
 _monotonic = time.monotonic
 # Building a Change through tuple.__new__ skips NamedTuple's Python-level __new__: same object, one frame less.
 _new_change = tuple.__new__
+_submit = dispatcher.submit
+_add = operator.add
+_sub = operator.sub
+_barrier = dispatcher.barrier
+_submit_now = dispatcher.submit_now
 
 
 def utc_iso(ts: float | None = None) -> str:
@@ -204,18 +217,27 @@ class _Run:
         if not amounts:
             return
         lookup = self._table._counter_lookup
-        resolved = []
+        # Check every name and amount before touching a counter (the common case:
+        # names incr() knows, int or float amounts); anything else takes the slow path.
+        resolved: list[tuple[str, Any]] | None = None
         for key, amount in amounts.items():
-            name = lookup.get(key)
-            if name is None or (type(amount) is not int and type(amount) is not float):
-                name = self._counter_name(key, amount)
-            resolved.append((name, amount))
+            if key not in lookup or (type(amount) is not int and type(amount) is not float):
+                resolved = [(self._counter_name(k, a), a) for k, a in amounts.items()]
+                break
         with self._lock:
             counters = self._counters
             delta: dict[str, Any] = {}
-            for name, amount in resolved:
-                delta[name] = counters[name] = counters.get(name, 0) + amount
-            self._emit(UPDATE, self._with_totals(delta))
+            if resolved is None:
+                for key, amount in amounts.items():
+                    name = lookup[key]
+                    delta[name] = counters[name] = counters.get(name, 0) + amount
+            else:
+                for name, amount in resolved:
+                    delta[name] = counters[name] = counters.get(name, 0) + amount
+            if self.kind == CLIENT:
+                _submit((self, UPDATE, delta, _time(), None))
+            else:
+                self._emit(UPDATE, self._with_totals(delta))
 
     def _counter_name(self, key: str, amount: object) -> str:
         """The counter ``incr(key=amount)`` adds to; raises for anything but a number field and a number."""
@@ -275,8 +297,9 @@ class _Run:
 
     def fields(self) -> dict[str, Any]:
         """The record as this process knows it: every field read back or written, by Airtable name."""
-        with self._lock:
-            return {k: v for k, v in self._fields.items() if v is not None}
+        _barrier()  # the dispatcher keeps _fields up to date as it turns entries into changes
+        snapshot = self._fields.copy()  # one C-level copy: atomic against the dispatcher's update()
+        return {k: v for k, v in snapshot.items() if v is not None}
 
     # -- machinery -------------------------------------------------------------
 
@@ -284,11 +307,20 @@ class _Run:
         """The values a record shows for counters just set or incremented (lock held)."""
         return delta
 
-    def _emit(self, event: str, fields: dict[str, Any]) -> None:
-        # Called with self._lock held, so one record's changes reach sinks in order.
+    def _emit(self, event: str, fields: dict[str, Any], stamp: str | None = None) -> None:
+        # Called with self._lock held (or before the run is shared), so one record's
+        # entries enter the FIFO queue, and reach the sinks, in the order they happened.
+        # ``stamp`` names a field to set to the change's time (Start Time, End Time):
+        # formatting it is left to the dispatcher, as is everything make_change() does.
+        _submit((self, event, fields, _time(), stamp))
+
+    def make_change(self, event: str, fields: dict[str, Any], ts: float, stamp: str | None) -> Change:
+        """Turn a submitted entry into the Change the sinks get (on the dispatcher's thread)."""
+        if stamp is not None:
+            fields[stamp] = utc_iso(ts)
         fields.update(self._key_fields)
         self._fields.update(fields)
-        tracker.emit(_new_change(Change, (self.kind, event, self._table.name, self.run_id, None, fields)))
+        return _new_change(Change, (self.kind, event, self._table.name, self.run_id, None, fields, ts))
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         """Continue a resumed run from what a sink still has: counters and notes."""
@@ -335,9 +367,7 @@ class _Run:
             self._notes = _append_note(self._notes, reason)
             fields[names.notes] = self._notes
         fields[names.status] = self._table.normalize_status(status)
-        if names.end_time is not None:
-            fields[names.end_time] = utc_iso()
-        return fields
+        return fields  # End Time: stamped from the change's time (see _emit)
 
     def _start_fields(self, resumed: bool) -> dict[str, Any]:
         names = self._table.names
@@ -348,9 +378,7 @@ class _Run:
                 fields[names.end_time] = None
             if names.errors is not None:
                 fields[names.errors] = None
-        if names.start_time is not None and not resumed:
-            fields[names.start_time] = utc_iso()
-        return fields
+        return fields  # Start Time: stamped from the change's time unless resumed (see _emit)
 
 
 class JobRun(_Run):
@@ -368,6 +396,7 @@ class JobRun(_Run):
         "_last_client",
         "_last_rollup",
         "_rollup_names",
+        "_rollup_zeros",
         "_sums",
         "job_type",
         "resumed",
@@ -387,6 +416,7 @@ class JobRun(_Run):
         self.job_type = job_type
         self.resumed = resumed
         self._rollup_names = schema.rollup_counters
+        self._rollup_zeros = (0,) * len(self._rollup_names)
         # client_id -> (failed, counter values in _rollup_names order)
         self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
         self._sums = [0.0] * len(self._rollup_names)
@@ -404,7 +434,10 @@ class JobRun(_Run):
         if table.names.job_type is not None and job_type:
             fields[table.names.job_type] = job_type
         with self._lock:
-            self._emit(START, fields)
+            # A job's start is delivered on its own thread, once what is queued is:
+            # the job's log line comes before anything its body logs, and in strict
+            # mode a sink that cannot take the record fails the job's entry.
+            _submit_now((self, START, fields, _time(), None if resumed else table.names.start_time))
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         super()._seed(record)
@@ -447,21 +480,21 @@ class JobRun(_Run):
 
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Count one finished client run into the job's roll-ups (exactly once per client)."""
-        values = tuple([counters.get(name, 0) for name in self._rollup_names])
+        self.rollup_values(client_id, failed, tuple([counters.get(name, 0) for name in self._rollup_names]))
+
+    def rollup_values(self, client_id: str, failed: bool, values: tuple[float, ...]) -> None:
+        """:meth:`rollup` with the counters already in :attr:`rollup_names` order."""
         with self._lock:
             contributions = self._contributions
             previous = contributions.get(client_id)
             contributions[client_id] = (failed, values)
-            sums = self._sums
             if previous is not None:
                 if previous[0]:
                     self._failed -= 1
-                for i, v in enumerate(previous[1]):
-                    sums[i] -= v
+                self._sums = list(map(_sub, self._sums, previous[1]))
             if failed:
                 self._failed += 1
-            for i, v in enumerate(values):
-                sums[i] += v
+            self._sums = list(map(_add, self._sums, values))
             self._last_client = client_id
             now = _monotonic()
             # At most one roll-up update a second; what is held back goes out with the
@@ -514,11 +547,11 @@ class JobRun(_Run):
                 delta[name] = int(value) if float(value).is_integer() else value
         return delta
 
-    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+    def _emit(self, event: str, fields: dict[str, Any], stamp: str | None = None) -> None:
         if self._dirty and event == UPDATE:
             self._dirty = False
             fields = {**self._rollup_fields(), **fields}
-        super()._emit(event, fields)
+        _submit((self, event, fields, _time(), stamp))
 
     def finish(self, exc: BaseException | None) -> None:
         """End the run: the terminal status, End Time and final roll-ups."""
@@ -533,9 +566,13 @@ class JobRun(_Run):
             fields = self._rollup_fields() if self._contributions or self._counters else {}
             fields.update(self._final_fields(exc, Status.COMPLETED_WITH_ERRORS if failed else Status.COMPLETED))
             was_dirty, self._dirty = self._dirty, False
-            self._emit(END, fields)
+            self._emit(END, fields, self._table.names.end_time)
         if was_dirty:
             _refresher.discard(self)  # its roll-ups went out with the end; don't keep it alive
+        # A job's end is a sync point: once tracked_job returns, every change of the run
+        # has reached the sinks (their own delivery, e.g. to Airtable, goes on in the
+        # background). Bounded, so a hung sink cannot hold the job.
+        _barrier(JOB_END_WAIT)
 
     def __repr__(self) -> str:
         return f"<JobRun {self.run_id} {self.job_type!r}{' ended' if self._ended else ''}>"
@@ -577,6 +614,9 @@ class JoinedJobRun(JobRun):
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Not counted here: the owning process rolls client runs up (``jobtrace.collect``)."""
 
+    def rollup_values(self, client_id: str, failed: bool, values: tuple[float, ...]) -> None:
+        """Not counted here either."""
+
     def finish(self, exc: BaseException | None) -> None:
         """Leaves the record alone: the owning process completes it."""
         self._ended = True
@@ -602,13 +642,22 @@ class ClientRun(_Run):
     ) -> None:
         table = schema.client
         names = table.names
-        key: dict[str, Any] = {names.run_id: f"{run_id}-{client_id}"}
-        if names.client_id is not None:
-            key[names.client_id] = client_id
-        super().__init__(table, run_id, key)
+        # The key fields ({Run ID: "<run>-<client>", Client ID}) are made by make_change(),
+        # off the job's thread; so is everything else a Change needs.
+        super().__init__(table, run_id, _NO_KEY)
         self.client_id = client_id
         self.name = name
         self.job = job
+        if (
+            attach is None
+            and name is None
+            and job is not None
+            and not job.resumed
+            and client_id not in job._contributions
+        ):
+            # The common case, kept short: a new client run of a job this process runs.
+            _submit((self, START, {names.status: Status.RUNNING}, _time(), names.start_time))
+            return
         if attach is not None:
             # Continue a record as it is (the explicit API, a child process): no start.
             self._attach(attach)
@@ -640,25 +689,37 @@ class ClientRun(_Run):
         if name is not None and names.client_name is not None:
             fields[names.client_name] = name
         # No lock: no other thread can reach this run before __init__ returns.
-        self._emit(START, fields)
+        _submit((self, START, fields, _time(), None if resumed else names.start_time))
 
-    def _emit(self, event: str, fields: dict[str, Any]) -> None:
-        fields.update(self._key_fields)
+    def make_change(self, event: str, fields: dict[str, Any], ts: float, stamp: str | None) -> Change:
+        if stamp is not None:
+            fields[stamp] = utc_iso(ts)
+        names = self._table.names
+        fields[names.run_id] = f"{self.run_id}-{self.client_id}"
+        if names.client_id is not None:
+            fields[names.client_id] = self.client_id
         self._fields.update(fields)
-        tracker.emit(_new_change(Change, (CLIENT, event, self._table.name, self.run_id, self.client_id, fields)))
+        return _new_change(Change, (CLIENT, event, self._table.name, self.run_id, self.client_id, fields, ts))
 
     def finish(self, exc: BaseException | None) -> None:
         """End the client run and count it into its job's roll-ups."""
+        table = self._table
         with self._lock:
             if self._ended:
                 return
             self._ended = True
-            fields = self._final_fields(exc, Status.COMPLETED)
-            status = fields[self._table.names.status]
-            self._emit(END, fields)
-            counters = dict(self._counters)
-        if self.job is not None:
-            self.job.rollup(self.client_id, status in FAILED_STATUSES, counters)
+            if exc is None and self._explicit_status is None:
+                status = Status.COMPLETED
+                fields: dict[str, Any] = {table.names.status: table.normalize_status(status)}
+            else:
+                fields = self._final_fields(exc, Status.COMPLETED)
+                status = fields[table.names.status]
+            _submit((self, END, fields, _time(), table.names.end_time))
+            job = self.job
+            if job is not None:
+                values = tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
+        if job is not None:
+            job.rollup_values(self.client_id, status in FAILED_STATUSES, values)
 
     def __repr__(self) -> str:
         return f"<ClientRun {self.run_id}-{self.client_id}{' ended' if self._ended else ''}>"

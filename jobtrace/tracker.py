@@ -1,9 +1,15 @@
 """Configuration and the fan-out of changes to sinks.
 
 One process-wide configuration: the sinks, the schema, strict mode. Records
-call :func:`emit`; it hands the change to every sink and makes sure a sink
-failure never reaches the job (it is logged with the run ID and counted)
-unless ``strict=True``.
+submit their changes to the dispatcher (:mod:`jobtrace.dispatch`), which
+calls :func:`deliver` off the job's thread; it hands the change to every sink
+and makes sure a sink failure never reaches the job (it is logged with the
+run ID and counted). With ``strict=True`` (tests) delivery happens on the
+caller's thread and a sink failure raises ``SinkError`` there.
+
+Everything that reads what sinks hold (``flush``, ``diagnostics``, resuming
+a run, ``configure``/``restore`` switching sinks) first waits for the
+dispatcher to hand over what was recorded before it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .changes import Change
+from .dispatch import Entry, dispatcher
 from .errors import ConfigurationError, SinkError
 from .schema import Schema
 from .sinks.base import Sink
@@ -26,6 +33,7 @@ __all__ = [
     "Config",
     "configure",
     "configure_from_env",
+    "deliver",
     "diagnostics",
     "emit",
     "flush",
@@ -92,9 +100,17 @@ def configure(
 
         bind_structlog = any(isinstance(s, LogSink) for s in sinks)
     new = Config(sinks, schema, strict, bind_structlog, _load_structlog() if bind_structlog else None)
+    return _switch(new)
+
+
+def _switch(new: Config | None) -> Config | None:
+    """Make ``new`` current; what was recorded before goes to the sinks of the configuration it was made under."""
+    global _config
+    dispatcher.barrier()
     with _lock:
         previous = _config
         _config = new
+        dispatcher.inline = new is not None and new.strict
     return previous
 
 
@@ -114,9 +130,7 @@ def configure_from_env(strict: bool = False, schema: Schema | None = None) -> Co
 
 def restore(config: Config | None) -> None:
     """Put back a configuration returned by :func:`configure` (None: unconfigured)."""
-    global _config
-    with _lock:
-        _config = config
+    _switch(config)
 
 
 def get_config() -> Config:
@@ -138,14 +152,23 @@ def _load_structlog() -> Any:
     return structlog.contextvars
 
 
+def deliver(entry: Entry) -> None:
+    """Turn a record's submitted entry into its Change and hand it to every sink (the dispatcher calls this)."""
+    run, event, fields, ts, stamp = entry
+    emit(run.make_change(event, fields, ts, stamp))
+
+
 def emit(change: Change) -> None:
-    """Hand one change to every sink. Never raises a sink's error unless strict."""
+    """Hand one change to every sink, on this thread. Never raises a sink's error unless strict."""
     config = _config or get_config()
     for sink in config.sinks:
         try:
             sink.write(change)
         except Exception as exc:
             _sink_failed(config, sink, "write", exc, change.run_id)
+
+
+dispatcher.set_deliver(deliver)
 
 
 def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
@@ -177,11 +200,11 @@ def flush(timeout: float = 10.0) -> bool:
     """Wait until every sink has delivered everything; True if all did within ``timeout``."""
     config = _config
     if config is None:
-        return True
+        return dispatcher.barrier(timeout)
+    deadline = time.monotonic() + timeout
     for hook in _flush_hooks:
         hook()
-    deadline = time.monotonic() + timeout
-    ok = True
+    ok = dispatcher.barrier(timeout)
     for sink in config.sinks:
         try:
             ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok
@@ -193,13 +216,13 @@ def flush(timeout: float = 10.0) -> bool:
 
 def shutdown(timeout: float = 10.0) -> bool:
     """Flush and close every sink, then return to the unconfigured state."""
-    global _config
-    with _lock:
-        config, _config = _config, None
-    if config is None:
-        return True
     deadline = time.monotonic() + timeout
-    ok = True
+    for hook in _flush_hooks:
+        hook()
+    ok = dispatcher.barrier(timeout)
+    config = _switch(None)
+    if config is None:
+        return ok
     for sink in config.sinks:
         try:
             ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok
@@ -213,6 +236,7 @@ def shutdown(timeout: float = 10.0) -> bool:
 def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
     """The first answer of any sink that can read the record back (used when resuming)."""
     config = get_config()
+    dispatcher.barrier()
     for sink in config.sinks:
         try:
             found = sink.read(kind, run_id, client_id)
@@ -232,6 +256,7 @@ def diagnostics() -> dict[str, Any]:
     ``diagnostics()``: for the Airtable sink, requests, 429s, retries, backlog,
     undeliverable records).
     """
+    dispatcher.barrier()
     config = _config
     per_sink: list[dict[str, Any]] = []
     for sink in config.sinks if config is not None else ():
@@ -239,18 +264,26 @@ def diagnostics() -> dict[str, Any]:
             per_sink.append({"sink": type(sink).__name__, **sink.diagnostics()})
         except Exception as exc:  # a broken sink must not break the caller's health check
             per_sink.append({"sink": type(sink).__name__, "error": f"{type(exc).__name__}: {exc}"})
-    return {"sink_errors": _sink_errors, "last_sink_error": _last_error, "sinks": per_sink}
+    return {
+        "sink_errors": _sink_errors,
+        "last_sink_error": _last_error,
+        "dispatch_backlog": dispatcher.backlog,
+        "sinks": per_sink,
+    }
 
 
 def _flush_at_exit() -> None:
     # Bounded: a dead backend must not hang the interpreter's exit. Whatever a
     # sink cannot deliver in time is its own to keep (the Airtable sink journals it).
+    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
+    if not dispatcher.barrier(EXIT_FLUSH_TIMEOUT):
+        logger.error("jobtrace: %d changes were still queued for the sinks at exit", dispatcher.backlog)
     config = _config
     if config is None:
         return
     for sink in config.sinks:
         try:
-            sink.close(EXIT_FLUSH_TIMEOUT)
+            sink.close(max(0.0, deadline - time.monotonic()))
         except Exception as exc:
             logger.error("jobtrace: closing %s at exit failed: %s", type(sink).__name__, exc)
 

@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..changes import CLIENT, JOB, Change
+from ..dispatch import dispatcher
 from .base import Sink
 
 __all__ = ["MemorySink"]
+
+_barrier = dispatcher.barrier
 
 
 class MemorySink(Sink):
@@ -17,7 +20,9 @@ class MemorySink(Sink):
 
     Thread-safe; reads return snapshots (copies), so a test can inspect records
     while a job is still writing. Applying changes merges their fields, so a
-    resumed or re-entered run updates its one record.
+    resumed or re-entered run updates its one record. Every read first waits
+    for the dispatcher to hand over what was recorded before it (a read
+    barrier), so a read sees every change made before it, on any thread.
     """
 
     def __init__(self) -> None:
@@ -26,7 +31,7 @@ class MemorySink(Sink):
         self._writes = 0
 
     def write(self, change: Change) -> None:
-        kind, _, _, run_id, client_id, fields = change
+        kind, _, _, run_id, client_id, fields, _ = change
         key = (kind, run_id, client_id)
         with self._lock:
             self._writes += 1
@@ -52,12 +57,14 @@ class MemorySink(Sink):
 
     def job_record(self, run_id: str) -> dict[str, Any] | None:
         """The job record of ``run_id``, or None."""
+        _barrier()
         with self._lock:
             record = self._records.get((JOB, run_id, None))
             return dict(record) if record is not None else None
 
     def client_record(self, run_id: str, client_id: str) -> dict[str, Any] | None:
         """The client record of ``client_id`` in run ``run_id``, or None."""
+        _barrier()
         with self._lock:
             record = self._records.get((CLIENT, run_id, client_id))
             return dict(record) if record is not None else None
@@ -65,9 +72,11 @@ class MemorySink(Sink):
     @property
     def write_count(self) -> int:
         """How many changes this sink has received."""
+        _barrier()
         return self._writes
 
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
+        _barrier()
         with self._lock:
             record = self._records.get((kind, run_id, client_id))
             return dict(record) if record is not None else None
@@ -79,6 +88,7 @@ class MemorySink(Sink):
             self._writes = 0
 
     def _snapshot(self, kind: str) -> list[dict[str, Any]]:
+        _barrier()
         with self._lock:
             return [dict(r) for (k, _, _), r in self._records.items() if k == kind]
 
