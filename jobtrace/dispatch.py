@@ -48,6 +48,12 @@ logger = logging.getLogger("jobtrace")
 Entry = tuple[Any, ...]
 """What a record submits; the dispatcher hands it, unchanged, to its ``deliver`` callable."""
 
+Deliver = Callable[[list[Entry]], None]
+"""Delivers a batch of entries, in order (the tracker's fan-out to the configured sinks)."""
+
+#: The most entries the dispatcher hands over in one batch.
+MAX_BATCH: Final = 1024
+
 #: How long a barrier waits by default, in seconds.
 BARRIER_TIMEOUT: Final = 30.0
 #: How often the dispatcher looks at an empty queue while lingering, in seconds.
@@ -59,7 +65,7 @@ LINGER: Final = 0.05
 class Dispatcher:
     """One FIFO queue of entries and the daemon thread that delivers them, in order."""
 
-    def __init__(self, deliver: Callable[[Entry], None] | None = None) -> None:
+    def __init__(self, deliver: Deliver | None = None) -> None:
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._sleeping = True
@@ -67,13 +73,13 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._thread_ident: int | None = None
         self._start_lock = threading.Lock()
-        self._deliver: Callable[[Entry], None] = deliver if deliver is not None else _unset
+        self._deliver: Deliver = deliver if deliver is not None else _unset
         self.inline = False
         """Deliver on the submitting thread (strict mode) instead of the dispatcher thread."""
         self.delivered = 0
         """Entries handed to ``deliver`` so far (either mode)."""
 
-    def set_deliver(self, deliver: Callable[[Entry], None]) -> None:
+    def set_deliver(self, deliver: Deliver) -> None:
         """Set what delivering an entry means (the tracker's fan-out to the configured sinks)."""
         self._deliver = deliver
 
@@ -83,7 +89,7 @@ class Dispatcher:
         """Queue ``entry`` for delivery (or deliver it now, in inline mode). Thread-safe, O(1)."""
         if self.inline:
             self.delivered += 1
-            self._deliver(entry)
+            self._deliver([entry])
             return
         self._queue.append(entry)
         if self._sleeping:
@@ -99,7 +105,7 @@ class Dispatcher:
         if not self.inline:
             self.barrier(timeout)
         self.delivered += 1
-        self._deliver(entry)
+        self._deliver([entry])
 
     # -- barriers and draining -----------------------------------------------------------
 
@@ -144,11 +150,10 @@ class Dispatcher:
         marker_type = threading.Event
         polls = max(1, int(LINGER / POLL_INTERVAL))
         idle = 0
+        deliver = self._deliver
         while True:
-            self._busy = True  # before the pop: a barrier that sees the queue empty then sees us busy
-            try:
-                item = popleft()
-            except IndexError:
+            self._busy = True  # before the pops: a barrier that sees the queue empty then sees us busy
+            if not queue:
                 self._busy = False
                 if idle < polls:
                     # Linger: submit() does not wake us meanwhile (_sleeping stays False).
@@ -166,14 +171,23 @@ class Dispatcher:
                 idle = 0
                 continue
             idle = 0
-            if type(item) is marker_type:
-                item.set()
-                continue
-            self.delivered += 1
-            try:
-                self._deliver(item)
-            except BaseException:  # never let one bad entry stop delivery of the rest
-                logger.exception("jobtrace: delivering a change failed")
+            # Take what is queued, up to a barrier's marker, and hand it over as one batch.
+            batch: list[Entry] = []
+            marker = None
+            while queue and len(batch) < MAX_BATCH:
+                item = popleft()
+                if type(item) is marker_type:
+                    marker = item
+                    break
+                batch.append(item)
+            if batch:
+                self.delivered += len(batch)
+                try:
+                    deliver(batch)
+                except BaseException:  # never let one bad batch stop delivery of the rest
+                    logger.exception("jobtrace: delivering %d changes failed", len(batch))
+            if marker is not None:
+                marker.set()
 
     def _after_fork_in_child(self) -> None:
         # The thread did not survive the fork, and what the parent had queued is the
@@ -187,7 +201,7 @@ class Dispatcher:
         self._start_lock = threading.Lock()
 
 
-def _unset(entry: Entry) -> None:  # pragma: no cover - replaced by the tracker at import
+def _unset(entries: list[Entry]) -> None:  # pragma: no cover - replaced by the tracker at import
     raise RuntimeError("jobtrace dispatcher has no delivery function")
 
 

@@ -152,7 +152,9 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
     current = client_scope.get()
     if current is not None and current.run.client_id == client_id and current.run.run_id == run_id:
         scope = ClientScope(current.run, owner=False)
-    elif _handed_client(job, run_id) == client_id:
+    elif (
+        job.handed_client if job is not None and job.run.run_id == run_id else _handed_client(job, run_id)
+    ) == client_id:
         # The client run the parent process was in: continue its record, never complete it.
         record = tracker.read_record(CLIENT, run_id, client_id)
         run = ClientRun(config.schema, run_id, client_id, name, None, attach=record or {})

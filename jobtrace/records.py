@@ -398,6 +398,7 @@ class JobRun(_Run):
         "_rollup_names",
         "_rollup_zeros",
         "_sums",
+        "client_completed",
         "job_type",
         "resumed",
     )
@@ -417,6 +418,8 @@ class JobRun(_Run):
         self.resumed = resumed
         self._rollup_names = schema.rollup_counters
         self._rollup_zeros = (0,) * len(self._rollup_names)
+        self.client_completed = schema.client.normalize_status(Status.COMPLETED)
+        """The client table's spelling of ``Completed`` (looked up once, not per client run)."""
         # client_id -> (failed, counter values in _rollup_names order)
         self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
         self._sums = [0.0] * len(self._rollup_names)
@@ -694,10 +697,14 @@ class ClientRun(_Run):
     def make_change(self, event: str, fields: dict[str, Any], ts: float, stamp: str | None) -> Change:
         if stamp is not None:
             fields[stamp] = utc_iso(ts)
-        names = self._table.names
-        fields[names.run_id] = f"{self.run_id}-{self.client_id}"
-        if names.client_id is not None:
-            fields[names.client_id] = self.client_id
+        key = self._key_fields
+        if key is _NO_KEY:  # made once, by the dispatcher's thread (only it reads it)
+            names = self._table.names
+            key = {names.run_id: f"{self.run_id}-{self.client_id}"}
+            if names.client_id is not None:
+                key[names.client_id] = self.client_id
+            self._key_fields = key
+        fields.update(key)
         self._fields.update(fields)
         return _new_change(Change, (CLIENT, event, self._table.name, self.run_id, self.client_id, fields, ts))
 
@@ -708,14 +715,14 @@ class ClientRun(_Run):
             if self._ended:
                 return
             self._ended = True
-            if exc is None and self._explicit_status is None:
+            job = self.job
+            if exc is None and self._explicit_status is None and job is not None:
                 status = Status.COMPLETED
-                fields: dict[str, Any] = {table.names.status: table.normalize_status(status)}
+                fields: dict[str, Any] = {table.names.status: job.client_completed}
             else:
                 fields = self._final_fields(exc, Status.COMPLETED)
                 status = fields[table.names.status]
             _submit((self, END, fields, _time(), table.names.end_time))
-            job = self.job
             if job is not None:
                 values = tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
         if job is not None:

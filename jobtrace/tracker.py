@@ -152,10 +152,31 @@ def _load_structlog() -> Any:
     return structlog.contextvars
 
 
-def deliver(entry: Entry) -> None:
-    """Turn a record's submitted entry into its Change and hand it to every sink (the dispatcher calls this)."""
-    run, event, fields, ts, stamp = entry
-    emit(run.make_change(event, fields, ts, stamp))
+def deliver(entries: list[Entry]) -> None:
+    """Turn records' submitted entries into Changes and hand them, in order, to every sink.
+
+    The dispatcher calls this with what it took from its queue. A sink that
+    overrides ``write_many`` gets a batch of several changes in one call; any
+    other sink, and any single change, goes through ``write``, each failure
+    counted on its own.
+    """
+    config = _config or get_config()
+    changes = [run.make_change(event, fields, ts, stamp) for run, event, fields, ts, stamp in entries]
+    batched = len(changes) > 1
+    for sink in config.sinks:
+        if batched and type(sink).write_many is not Sink.write_many:
+            try:
+                sink.write_many(changes)
+            except Exception as exc:
+                run_ids = ", ".join(sorted({c.run_id for c in changes}))
+                _sink_failed(config, sink, "write_many", exc, run_ids)
+            continue
+        write = sink.write
+        for change in changes:
+            try:
+                write(change)
+            except Exception as exc:
+                _sink_failed(config, sink, "write", exc, change.run_id)
 
 
 def emit(change: Change) -> None:

@@ -9,6 +9,10 @@ A sink has four verbs, called by jobtrace (never by the instrumented job):
     Accept one :class:`~jobtrace.changes.Change`. Called from any thread or
     event loop, often concurrently: it must be thread-safe and must return at
     once (no network I/O on the caller's thread; queue it instead).
+``write_many(changes)`` (optional)
+    Accept several changes at once, in order. The dispatcher hands a sink that
+    overrides it each batch it took from its queue in one call (one lock, one
+    wake-up of a writer thread); by default it calls ``write`` for each.
 ``flush(timeout)``
     Block until everything written so far is delivered, or ``timeout`` seconds
     pass. Return True when everything was delivered.
@@ -28,7 +32,7 @@ counts it and goes on, unless ``configure(strict=True)``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,6 +51,11 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def write(self, change: Change) -> None:
         """Accept one change. Thread-safe, non-blocking."""
+
+    def write_many(self, changes: Sequence[Change]) -> None:
+        """Accept several changes, in order (override for a cheaper batch; the default calls write)."""
+        for change in changes:
+            self.write(change)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Deliver everything written so far within ``timeout`` seconds; True if all was delivered."""

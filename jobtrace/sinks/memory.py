@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..changes import CLIENT, JOB, Change
@@ -46,6 +46,25 @@ class MemorySink(Sink):
                     record.pop(name, None)  # None clears, as in Airtable
                 else:
                     record[name] = value
+
+    def write_many(self, changes: Sequence[Change]) -> None:
+        """Apply several changes in order, under one lock."""
+        records = self._records
+        with self._lock:
+            self._writes += len(changes)
+            for kind, _, _, run_id, client_id, fields, _ in changes:
+                key = (kind, run_id, client_id)
+                record = records.get(key)
+                if record is None:
+                    record = records[key] = {}
+                if None not in fields.values():
+                    record.update(fields)
+                    continue
+                for name, value in fields.items():
+                    if value is None:
+                        record.pop(name, None)
+                    else:
+                        record[name] = value
 
     def job_records(self) -> list[dict[str, Any]]:
         """Every job record, in the order they were created."""
