@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -33,31 +32,30 @@ from .context import ClientScope, JobScope, ParentRun, client_scope, inherited_r
 from .errors import InvalidValueError, NoActiveRunError
 from .records import ClientRun, JobRun, JoinedJobRun
 from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
+from .state import state
 
-__all__ = ["client_run", "incr", "note", "tracked_job", "update"]
+__all__ = ["client_run", "exit_job", "incr", "join_parent", "note", "tracked_job", "update"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-# Job runs owned by this process, so that tracked_job(run_id=X) or
-# client_run(run_id=X) from another thread, task or webhook handler joins the
-# live run instead of creating a second record for it.
-_active_lock = threading.Lock()
-_active_jobs: dict[str, JobRun] = {}
+# Job runs owned by this process live in state.active_jobs, so that
+# tracked_job(run_id=X) or client_run(run_id=X) from another thread, task or
+# webhook handler joins the live run instead of creating a second record for it.
 
 
 # -- entering and leaving runs -------------------------------------------------
 
 
 def _bind(config: tracker.Config, **values: object) -> Mapping[str, Any]:
-    tokens: Mapping[str, Any] = config._structlog.bind_contextvars(**values)
+    tokens: Mapping[str, Any] = config.structlog_contextvars.bind_contextvars(**values)
     return tokens
 
 
 def _unbind(tokens: Mapping[str, Any]) -> None:
     # The configuration may have changed during the run (binding turned off), but
     # what was bound at entry must still be reset.
-    module = tracker.get_config()._structlog or tracker._load_structlog()
+    module = tracker.get_config().structlog_contextvars or tracker.load_structlog_contextvars()
     module.reset_contextvars(**tokens)
 
 
@@ -70,16 +68,16 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
         parent = inherited_run()
         if parent is None:
             run = JobRun(config.schema, generate_run_id(), job_type)
-            with _active_lock:
-                _active_jobs[run.run_id] = run
+            with state.active_lock:
+                state.active_jobs[run.run_id] = run
             scope = JobScope(run, owner=True)
         else:
-            scope = _join_parent(config, parent, job_type)
+            scope = join_parent(config, parent, job_type)
     else:
-        with _active_lock:
-            live = _active_jobs.get(run_id)
+        with state.active_lock:
+            live = state.active_jobs.get(run_id)
             if live is None:
-                live = _active_jobs[run_id] = JobRun(config.schema, run_id, job_type, resumed=True)
+                live = state.active_jobs[run_id] = JobRun(config.schema, run_id, job_type, resumed=True)
                 scope = JobScope(live, owner=True)
             else:
                 scope = JobScope(live, owner=False)
@@ -97,25 +95,26 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
     return scope
 
 
-def _join_parent(config: tracker.Config, parent: ParentRun, job_type: str = "") -> JobScope:
+def join_parent(config: tracker.Config, parent: ParentRun, job_type: str = "") -> JobScope:
     """A scope in a run another process owns: its run ID, never its record (see JoinedJobRun)."""
-    with _active_lock:
-        live = _active_jobs.get(parent.run_id)
+    with state.active_lock:
+        live = state.active_jobs.get(parent.run_id)
         if live is not None:
             return JobScope(live, owner=False, handed_client=parent.client_id)
-        run = _active_jobs[parent.run_id] = JoinedJobRun(config.schema, parent.run_id, job_type, parent.client_id)
+        run = state.active_jobs[parent.run_id] = JoinedJobRun(config.schema, parent.run_id, job_type, parent.client_id)
     return JobScope(run, owner=True, handed_client=parent.client_id)
 
 
-def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
+def exit_job(scope: JobScope, exc: BaseException | None) -> None:
+    """Leave a job scope: finish the run if the scope owns it (with ``exc``'s status), then pop the scope."""
     try:
         if scope.owner:
             try:
                 scope.run.finish(exc)
             finally:
-                with _active_lock:
-                    if _active_jobs.get(scope.run.run_id) is scope.run:
-                        del _active_jobs[scope.run.run_id]
+                with state.active_lock:
+                    if state.active_jobs.get(scope.run.run_id) is scope.run:
+                        del state.active_jobs[scope.run.run_id]
     finally:
         if scope.structlog_tokens is not None:
             _unbind(scope.structlog_tokens)
@@ -127,7 +126,7 @@ def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
 
 def _enter_client(client_id: str, name: str | None, run_id: str | None) -> ClientScope:
     validate_client_id(client_id)
-    config = tracker._config or tracker.get_config()
+    config = state.config or tracker.get_config()
     job = job_scope.get()
     job_run: JobRun | None
     if run_id is not None:
@@ -135,7 +134,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         if job is not None and job.run.run_id == run_id:
             job_run = job.run
         else:
-            job_run = _active_jobs.get(run_id)
+            job_run = state.active_jobs.get(run_id)
     elif job is not None:
         job_run = job.run
         run_id = job_run.run_id
@@ -148,7 +147,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
                 f"existing run (a webhook or resume script)"
             )
         run_id = parent.run_id
-        job_run = _active_jobs.get(run_id)
+        job_run = state.active_jobs.get(run_id)
     current = client_scope.get()
     if current is not None and current.run.client_id == client_id and current.run.run_id == run_id:
         scope = ClientScope(current.run, owner=False)
@@ -225,7 +224,7 @@ class tracked_job:
     ) -> None:
         scope = job_scope.get()
         if scope is not None:
-            _exit_job(scope, exc)
+            exit_job(scope, exc)
 
     async def __aenter__(self) -> JobRun:
         return self.__enter__()
@@ -339,9 +338,9 @@ def _decorate(fn: F, job_type: str, run_id: str | None) -> F:
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                _exit_job(scope, exc)
+                exit_job(scope, exc)
                 raise
-            _exit_job(scope, None)
+            exit_job(scope, None)
             return result
 
     return wrapt.FunctionWrapper(fn, wrapper)  # type: ignore[return-value]
@@ -358,9 +357,9 @@ async def _job_coroutine(
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
-        _exit_job(scope, exc)
+        exit_job(scope, exc)
         raise
-    _exit_job(scope, None)
+    exit_job(scope, None)
     return result
 
 
@@ -385,10 +384,10 @@ def _job_generator(
             else:
                 value = ctx.run(gen.throw, to_throw)
         except StopIteration as stop:
-            ctx.run(_exit_job, scope, None)
+            ctx.run(exit_job, scope, None)
             return stop.value
         except BaseException as exc:
-            ctx.run(_exit_job, scope, exc)
+            ctx.run(exit_job, scope, exc)
             raise
         to_send, to_throw = None, None
         try:
@@ -397,7 +396,7 @@ def _job_generator(
             try:
                 ctx.run(gen.close)
             finally:
-                ctx.run(_exit_job, scope, exit_)
+                ctx.run(exit_job, scope, exit_)
             raise
         except BaseException as exc:
             to_throw = exc
@@ -453,10 +452,10 @@ async def _job_async_generator(
             else:
                 value = await _in_context(ctx, agen.athrow(to_throw))
         except StopAsyncIteration:
-            ctx.run(_exit_job, scope, None)
+            ctx.run(exit_job, scope, None)
             return
         except BaseException as exc:
-            ctx.run(_exit_job, scope, exc)
+            ctx.run(exit_job, scope, exc)
             raise
         to_send, to_throw = None, None
         try:
@@ -465,7 +464,7 @@ async def _job_async_generator(
             try:
                 await _in_context(ctx, agen.aclose())
             finally:
-                ctx.run(_exit_job, scope, exit_)
+                ctx.run(exit_job, scope, exit_)
             raise
         except BaseException as exc:
             to_throw = exc

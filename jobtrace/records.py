@@ -13,7 +13,6 @@ held only for the mutation and the submit, never across user code or sinks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import operator
 import threading
@@ -26,6 +25,7 @@ from .changes import CLIENT, END, JOB, START, UPDATE, Change
 from .dispatch import dispatcher
 from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
+from .statuses import FAILED_STATUSES, Status, status_for_exception
 
 __all__ = [
     "FAILED_STATUSES",
@@ -47,20 +47,6 @@ ROLLUP_INTERVAL: Final = 1.0
 _TRIM_MARKER = "[earlier notes trimmed]\n"
 _NO_KEY: Final[dict[str, Any]] = {}
 
-
-class Status:
-    """The statuses jobtrace sets. A base may add its own (e.g. ``No Leads To Score``)."""
-
-    RUNNING: Final = "Running"
-    COMPLETED: Final = "Completed"
-    COMPLETED_WITH_ERRORS: Final = "Completed with Errors"
-    FAILED: Final = "Failed"
-    CANCELLED: Final = "Cancelled"
-    INTERRUPTED: Final = "Interrupted"
-
-
-#: A client run that ended in one of these counts in ``Clients Failed``.
-FAILED_STATUSES: Final = frozenset({Status.FAILED, Status.CANCELLED, Status.INTERRUPTED})
 
 _iso_cache: tuple[int, str] = (-1, "")
 _MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
@@ -91,17 +77,6 @@ def utc_iso(ts: float | None = None) -> str:
         _iso_cache = (sec, prefix)
     millis = int((ts - sec) * 1000)
     return prefix + _MILLIS[millis] if 0 <= millis < 1000 else f"{prefix}.{millis:03d}Z"
-
-
-def status_for_exception(exc: BaseException | None) -> str | None:
-    """The terminal status an exception implies, or None for a normal exit."""
-    if exc is None:
-        return None
-    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
-        return Status.CANCELLED
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        return Status.INTERRUPTED
-    return Status.FAILED
 
 
 def _describe(exc: BaseException) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from .dispatch import Entry, dispatcher
 from .errors import ConfigurationError, SinkError
 from .schema import Schema
 from .sinks.base import Sink
+from .state import state
 
 __all__ = [
     "Config",
@@ -56,14 +56,8 @@ class Config:
     schema: Schema
     strict: bool = False
     bind_structlog: bool = False
-    _structlog: Any = field(default=None, repr=False, compare=False)
+    structlog_contextvars: Any = field(default=None, repr=False, compare=False)
     """``structlog.contextvars`` when binding is on (imported at configure, not per call)."""
-
-
-_lock = threading.Lock()
-_config: Config | None = None
-_sink_errors = 0
-_last_error: str | None = None
 
 
 def configure(
@@ -74,21 +68,22 @@ def configure(
 ) -> Config | None:
     """Set the sinks (and optionally the schema); return the previous configuration (None if none).
 
-    ``sinks=None`` means the default, a :class:`~jobtrace.sinks.LogSink`.
-    ``strict=True`` makes sink errors raise ``SinkError`` (for tests).
-    ``bind_structlog`` binds ``run_id``/``client_id`` in ``structlog.contextvars``
-    while a run is active; by default it is on when a LogSink is configured.
+    ``sinks=None`` means the sink package's default (:func:`jobtrace.sinks.default_sinks`:
+    a :class:`~jobtrace.sinks.LogSink`). ``strict=True`` makes sink errors raise
+    ``SinkError`` (for tests; changes are then handed to sinks on the caller's
+    thread). ``bind_structlog`` binds ``run_id``/``client_id`` in
+    ``structlog.contextvars`` while a run is active; by default it is on when a
+    configured sink asks for it (``Sink.binds_structlog``, as the LogSink does).
     Each sink's ``start(schema)`` runs here, so a base that does not fit the
     mapping fails now with ``ConfigurationError``, not in the middle of a job.
     The previous sinks are not closed: pass the returned value to
     :func:`restore` to go back to it, or call :func:`shutdown` first.
     """
-    global _config
     schema = schema if schema is not None else Schema.default()
     if sinks is None:
-        from .sinks.log import LogSink
+        from .sinks import default_sinks
 
-        sinks = [LogSink()]
+        sinks = default_sinks()
     sinks = tuple(sinks)
     for sink in sinks:
         if not isinstance(sink, Sink):
@@ -96,36 +91,34 @@ def configure(
     for sink in sinks:
         sink.start(schema)
     if bind_structlog is None:
-        from .sinks.log import LogSink
-
-        bind_structlog = any(isinstance(s, LogSink) for s in sinks)
+        bind_structlog = any(s.binds_structlog for s in sinks)
     new = Config(sinks, schema, strict, bind_structlog, _load_structlog() if bind_structlog else None)
     return _switch(new)
 
 
 def _switch(new: Config | None) -> Config | None:
     """Make ``new`` current; what was recorded before goes to the sinks of the configuration it was made under."""
-    global _config
     dispatcher.barrier()
-    with _lock:
-        previous = _config
-        _config = new
+    with state.lock:
+        previous = state.config
+        state.config = new
         dispatcher.inline = new is not None and new.strict
+    if previous is not new:
+        # What the explicit API remembers was read from, and written to, the old sinks.
+        state.forget_explicit()
     return previous
 
 
 def configure_from_env(strict: bool = False, schema: Schema | None = None) -> Config | None:
-    """Configure from the environment: Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set.
+    """Configure the sinks the environment asks for (:func:`jobtrace.sinks.sinks_from_env`).
 
-    Uses :meth:`AirtableSink.from_env <jobtrace.sinks.AirtableSink.from_env>`
-    (also ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``), else the LogSink.
+    Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set (also
+    ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``), else the default LogSink.
     Returns what :func:`configure` returns.
     """
-    if os.environ.get("AIRTABLE_API_KEY") and os.environ.get("AIRTABLE_BASE_ID"):
-        from .sinks.airtable import AirtableSink
+    from .sinks import sinks_from_env
 
-        return configure([AirtableSink.from_env()], strict=strict, schema=schema)
-    return configure(None, strict=strict, schema=schema)
+    return configure(sinks_from_env(os.environ), strict=strict, schema=schema)
 
 
 def restore(config: Config | None) -> None:
@@ -135,15 +128,20 @@ def restore(config: Config | None) -> None:
 
 def get_config() -> Config:
     """The current configuration; the first call configures the default (LogSink)."""
-    config = _config
+    config = state.config
     if config is None:
-        with _lock:
-            config = _config
+        with state.lock:
+            config = state.config
         if config is None:
             configure()
-            config = _config
+            config = state.config
             assert config is not None
     return config
+
+
+def load_structlog_contextvars() -> Any:
+    """``structlog.contextvars`` (imported on first use: only when binding is on)."""
+    return _load_structlog()
 
 
 def _load_structlog() -> Any:
@@ -160,7 +158,7 @@ def deliver(entries: list[Entry]) -> None:
     other sink, and any single change, goes through ``write``, each failure
     counted on its own.
     """
-    config = _config or get_config()
+    config = state.config or get_config()
     changes = [run.make_change(event, fields, ts, stamp) for run, event, fields, ts, stamp in entries]
     batched = len(changes) > 1
     for sink in config.sinks:
@@ -181,7 +179,7 @@ def deliver(entries: list[Entry]) -> None:
 
 def emit(change: Change) -> None:
     """Hand one change to every sink, on this thread. Never raises a sink's error unless strict."""
-    config = _config or get_config()
+    config = state.config or get_config()
     for sink in config.sinks:
         try:
             sink.write(change)
@@ -193,10 +191,9 @@ dispatcher.set_deliver(deliver)
 
 
 def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
-    global _sink_errors, _last_error
-    with _lock:
-        _sink_errors += 1
-        _last_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {exc}"
+    with state.lock:
+        state.sink_errors += 1
+        state.last_sink_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {exc}"
     if config.strict:
         raise SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {exc}") from exc
     logger.error(
@@ -219,7 +216,7 @@ def add_flush_hook(hook: Callable[[], None]) -> None:
 
 def flush(timeout: float = 10.0) -> bool:
     """Wait until every sink has delivered everything; True if all did within ``timeout``."""
-    config = _config
+    config = state.config
     if config is None:
         return dispatcher.barrier(timeout)
     deadline = time.monotonic() + timeout
@@ -278,7 +275,7 @@ def diagnostics() -> dict[str, Any]:
     undeliverable records).
     """
     dispatcher.barrier()
-    config = _config
+    config = state.config
     per_sink: list[dict[str, Any]] = []
     for sink in config.sinks if config is not None else ():
         try:
@@ -286,8 +283,8 @@ def diagnostics() -> dict[str, Any]:
         except Exception as exc:  # a broken sink must not break the caller's health check
             per_sink.append({"sink": type(sink).__name__, "error": f"{type(exc).__name__}: {exc}"})
     return {
-        "sink_errors": _sink_errors,
-        "last_sink_error": _last_error,
+        "sink_errors": state.sink_errors,
+        "last_sink_error": state.last_sink_error,
         "dispatch_backlog": dispatcher.backlog,
         "sinks": per_sink,
     }
@@ -299,7 +296,7 @@ def _flush_at_exit() -> None:
     deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
     if not dispatcher.barrier(EXIT_FLUSH_TIMEOUT):
         logger.error("jobtrace: %d changes were still queued for the sinks at exit", dispatcher.backlog)
-    config = _config
+    config = state.config
     if config is None:
         return
     for sink in config.sinks:

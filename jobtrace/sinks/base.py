@@ -45,6 +45,10 @@ __all__ = ["Sink"]
 class Sink(abc.ABC):
     """Base class of every sink. Subclasses implement :meth:`write`; the rest is optional."""
 
+    binds_structlog: bool = False
+    """True for a sink whose output is structlog's (the LogSink): then ``configure()`` binds
+    ``run_id``/``client_id`` in ``structlog.contextvars`` while a run is active, by default."""
+
     def start(self, schema: Schema) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once when configured; raise ``ConfigurationError`` if the schema cannot work."""
 
