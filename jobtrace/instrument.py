@@ -31,7 +31,7 @@ from .changes import CLIENT
 from .context import ClientScope, JobScope, ParentRun, client_scope, inherited_run, job_scope
 from .errors import InvalidValueError, NoActiveRunError
 from .records import ClientRun, JobRun, JoinedJobRun
-from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
+from .run_ids import MAX_CLIENT_ID_LENGTH, generate_run_id, validate_client_id, validate_job_run_id
 from .state import state
 
 __all__ = ["client_run", "exit_job", "incr", "join_parent", "note", "tracked_job", "update"]
@@ -125,7 +125,10 @@ def exit_job(scope: JobScope, exc: BaseException | None) -> None:
 
 
 def _enter_client(client_id: str, name: str | None, run_id: str | None) -> ClientScope:
-    validate_client_id(client_id)
+    if type(client_id) is not str or not client_id.isprintable() or not 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH:
+        validate_client_id(client_id)  # the fast check above is validate_client_id's own; this says what is wrong
+    elif client_id.isspace():
+        validate_client_id(client_id)
     config = state.config or tracker.get_config()
     job = job_scope.get()
     job_run: JobRun | None
@@ -162,7 +165,11 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         scope = ClientScope(ClientRun(config.schema, run_id, client_id, name, job_run), owner=True)
     scope.token = client_scope.set(scope)
     if config.bind_structlog:
-        scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
+        if job is not None and job.structlog_tokens is not None and job.run.run_id == run_id:
+            # The job's entry bound this run_id already: only the client ID is new.
+            scope.structlog_tokens = config.structlog_contextvars.bind_contextvars(client_id=client_id)
+        else:
+            scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
     return scope
 
 
@@ -270,8 +277,9 @@ class client_run:
         if scope is not None:
             _exit_client(scope, exc)
 
+    # The async forms repeat the sync bodies: one call less on the hot path.
     async def __aenter__(self) -> ClientRun:
-        return self.__enter__()
+        return _enter_client(self.client_id, self.name, self.run_id).run
 
     async def __aexit__(
         self,
@@ -279,7 +287,9 @@ class client_run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        scope = client_scope.get()
+        if scope is not None:
+            _exit_client(scope, exc)
 
     def __repr__(self) -> str:
         return f"client_run({self.client_id!r})"
