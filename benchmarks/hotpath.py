@@ -520,7 +520,8 @@ def _run_cases(cases: list[Case], iterations: int, samples: int, verbose: bool) 
                 ]
             )
             figures[f"total_share_{label}"] = share
-        out += "\n" + table("Hot-path targets (job thread CPU and total CPU, medians)", ["target", "measured", "verdict"], checks)
+        title = "Hot-path targets (job thread CPU and total CPU, medians)"
+        out += "\n" + table(title, ["target", "measured", "verdict"], checks)
     figures["checks"] = checks
     if verbose:
         print(out)

@@ -15,10 +15,11 @@ formatted from it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
-__all__ = ["END", "JOB", "CLIENT", "START", "UPDATE", "Change"]
+__all__ = ["END", "JOB", "CLIENT", "START", "UPDATE", "Change", "utc_iso"]
 
 JOB: Final = "job"
 CLIENT: Final = "client"
@@ -53,3 +54,26 @@ class Change(NamedTuple):
     def key(self) -> tuple[str, str, str | None]:
         """Identifies the record: ``(kind, run_id, client_id)``."""
         return (self.kind, self.run_id, self.client_id)
+
+
+_iso_cache: tuple[int, str] = (-1, "")
+_MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
+_time = time.time
+
+
+def utc_iso(ts: float | None = None) -> str:
+    """ISO 8601 UTC with milliseconds, as Airtable writes it: ``2025-10-05T21:02:47.123Z``.
+
+    Formatting a time is a large part of a run's cost, so the seconds part is
+    cached (a tuple swap, safe across threads).
+    """
+    global _iso_cache
+    if ts is None:
+        ts = _time()
+    sec = int(ts)
+    cached_sec, prefix = _iso_cache
+    if sec != cached_sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _iso_cache = (sec, prefix)
+    millis = int((ts - sec) * 1000)
+    return prefix + _MILLIS[millis] if 0 <= millis < 1000 else f"{prefix}.{millis:03d}Z"

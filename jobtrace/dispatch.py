@@ -70,6 +70,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._sleeping = True
         self._busy = False
+        self._markers = 0  # barrier markers in the queue: the dispatcher looks for them only when there are some
         self._thread: threading.Thread | None = None
         self._thread_ident: int | None = None
         self._start_lock = threading.Lock()
@@ -120,6 +121,8 @@ class Dispatcher:
         if not self._queue and not self._busy:
             return True  # nothing queued, nothing being delivered (_busy is set before each pop)
         marker = threading.Event()
+        with self._start_lock:
+            self._markers += 1
         self._queue.append(marker)
         self._wake_up()
         return marker.wait(timeout)
@@ -171,22 +174,26 @@ class Dispatcher:
                 idle = 0
                 continue
             idle = 0
-            # Take what is queued, up to a barrier's marker, and hand it over as one batch.
-            batch: list[Entry] = []
-            marker = None
-            while queue and len(batch) < MAX_BATCH:
-                item = popleft()
-                if type(item) is marker_type:
-                    marker = item
-                    break
-                batch.append(item)
+            # Take what is queued (up to MAX_BATCH) and hand it over as one batch; a
+            # barrier's marker ends the batch, and is set once what came before it is delivered.
+            batch = [popleft() for _ in range(min(len(queue), MAX_BATCH))]
+            markers: list[Any] = []
+            if self._markers:
+                cut = next((i for i, item in enumerate(batch) if type(item) is marker_type), None)
+                if cut is not None:
+                    rest = batch[cut + 1 :]
+                    markers.append(batch[cut])
+                    batch = batch[:cut]
+                    queue.extendleft(reversed(rest))  # back to the front, in order, before anything newer
+                    with self._start_lock:
+                        self._markers -= 1
             if batch:
                 self.delivered += len(batch)
                 try:
                     deliver(batch)
                 except BaseException:  # never let one bad batch stop delivery of the rest
                     logger.exception("jobtrace: delivering %d changes failed", len(batch))
-            if marker is not None:
+            for marker in markers:
                 marker.set()
 
     def _after_fork_in_child(self) -> None:
@@ -196,6 +203,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._sleeping = True
         self._busy = False
+        self._markers = 0
         self._thread = None
         self._thread_ident = None
         self._start_lock = threading.Lock()

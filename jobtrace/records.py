@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from . import tracker
-from .changes import CLIENT, END, JOB, START, UPDATE, Change
+from .changes import CLIENT, END, JOB, START, UPDATE, Change, utc_iso
 from .dispatch import dispatcher
 from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
@@ -46,10 +46,6 @@ JOB_END_WAIT: Final = 5.0
 ROLLUP_INTERVAL: Final = 1.0
 _TRIM_MARKER = "[earlier notes trimmed]\n"
 _NO_KEY: Final[dict[str, Any]] = {}
-
-
-_iso_cache: tuple[int, str] = (-1, "")
-_MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
 _time = time.time
 _monotonic = time.monotonic
 # Building a Change through tuple.__new__ skips NamedTuple's Python-level __new__: same object, one frame less.
@@ -60,24 +56,6 @@ _add = operator.add
 _sub = operator.sub
 _barrier = dispatcher.barrier
 _submit_now = dispatcher.submit_now
-
-
-def utc_iso(ts: float | None = None) -> str:
-    """ISO 8601 UTC with milliseconds, as Airtable writes it: ``2025-10-05T21:02:47.123Z``.
-
-    Formatting a time is a large part of a run's cost, so the seconds part is
-    cached (a tuple swap, safe across threads).
-    """
-    global _iso_cache
-    if ts is None:
-        ts = _time()
-    sec = int(ts)
-    cached_sec, prefix = _iso_cache
-    if sec != cached_sec:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _iso_cache = (sec, prefix)
-    millis = int((ts - sec) * 1000)
-    return prefix + _MILLIS[millis] if 0 <= millis < 1000 else f"{prefix}.{millis:03d}Z"
 
 
 def _describe(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .changes import Change
+from .changes import Change, utc_iso
 from .dispatch import Entry, dispatcher
 from .errors import ConfigurationError, SinkError
 from .schema import Schema
@@ -159,6 +159,8 @@ def deliver(entries: list[Entry]) -> None:
     counted on its own.
     """
     config = state.config or get_config()
+    if len(entries) > 1 and all(sink.coalesces for sink in config.sinks):
+        entries = coalesce(entries)
     changes = [run.make_change(event, fields, ts, stamp) for run, event, fields, ts, stamp in entries]
     batched = len(changes) > 1
     for sink in config.sinks:
@@ -175,6 +177,23 @@ def deliver(entries: list[Entry]) -> None:
                 write(change)
             except Exception as exc:
                 _sink_failed(config, sink, "write", exc, change.run_id)
+
+
+def coalesce(entries: list[Entry]) -> list[Entry]:
+    """One entry per record: its fields merged in order (later over earlier, time stamps applied),
+    with the last entry's event and time. Records keep the order they first appear in."""
+    merged: dict[int, list[Any]] = {}
+    for run, event, fields, ts, stamp in entries:
+        if stamp is not None:
+            fields[stamp] = utc_iso(ts)
+        slot = merged.get(id(run))
+        if slot is None:
+            merged[id(run)] = [run, event, fields, ts, None]
+        else:
+            slot[2].update(fields)  # the dispatcher owns submitted dicts: merging into the first is safe
+            slot[1] = event
+            slot[3] = ts
+    return [tuple(slot) for slot in merged.values()]
 
 
 def emit(change: Change) -> None:

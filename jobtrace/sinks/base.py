@@ -45,6 +45,12 @@ __all__ = ["Sink"]
 class Sink(abc.ABC):
     """Base class of every sink. Subclasses implement :meth:`write`; the rest is optional."""
 
+    coalesces: bool = False
+    """True for a sink that only needs each record's latest fields, not every transition (the
+    MemorySink, the AirtableSink). When every configured sink says so, the dispatcher merges a
+    batch's changes of one record into one Change (fields applied in order, later over earlier;
+    the last change's event and time) before handing them over: less work per client run."""
+
     binds_structlog: bool = False
     """True for a sink whose output is structlog's (the LogSink): then ``configure()`` binds
     ``run_id``/``client_id`` in ``structlog.contextvars`` while a run is active, by default."""

@@ -25,6 +25,8 @@ class MemorySink(Sink):
     barrier), so a read sees every change made before it, on any thread.
     """
 
+    coalesces = True  # records, not transitions: write_count counts the (possibly merged) changes received
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[tuple[str, str, str | None], dict[str, Any]] = {}

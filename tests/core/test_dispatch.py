@@ -311,3 +311,41 @@ def test_the_exit_drain_is_bounded_when_a_sink_hangs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "changes were still queued for the sinks at exit" in proc.stderr
     assert elapsed < 1.0 + 8.0  # the bound, plus an interpreter's start and exit on a loaded machine
+
+
+def test_sinks_that_need_only_records_get_a_batchs_changes_of_a_record_merged() -> None:
+    merged, every = MemorySink(), MemorySink()
+    prev = jobtrace.configure([merged])
+    try:
+        with jobtrace.tracked_job("post-scoring") as job:
+            for i in range(500):
+                with jobtrace.client_run(f"c{i}") as client:
+                    client.incr(posts_processed=1)
+                    client.update(progress="done")
+            records = merged.client_records()
+            writes = merged.write_count
+    finally:
+        jobtrace.restore(prev)
+    # The same job with a RecordingSink next to it: every change, so nothing is merged for either.
+    recorder = RecordingSink()
+    prev = jobtrace.configure([every, recorder])
+    try:
+        with jobtrace.tracked_job("post-scoring"):
+            for i in range(500):
+                with jobtrace.client_run(f"c{i}") as client:
+                    client.incr(posts_processed=1)
+                    client.update(progress="done")
+        assert len(recorder.changes_of(CLIENT)) == 500 * 4
+        assert every.write_count >= 500 * 4
+    finally:
+        jobtrace.restore(prev)
+    assert len(records) == 500
+    for record in records:
+        assert record["Status"] == "Completed" and record["Posts Processed"] == 1 and record["Progress"] == "done"
+        assert record["Start Time"] <= record["End Time"]
+        assert record["Run ID"] == f"{job.run_id}-{record['Client ID']}"
+    assert writes < 500 * 4  # merged: fewer changes handed over than transitions recorded
+    strip = {"Run ID", "Start Time", "End Time"}
+    assert [{k: v for k, v in r.items() if k not in strip} for r in records] == [
+        {k: v for k, v in r.items() if k not in strip} for r in every.client_records()
+    ]

@@ -97,6 +97,8 @@ class AirtableSink(Sink):
     the background writer does and guarantees.
     """
 
+    coalesces = True  # the writer merges a record's pending changes into one write anyway
+
     def __init__(
         self,
         api_key: str,
