@@ -180,20 +180,27 @@ def deliver(entries: list[Entry]) -> None:
 
 
 def coalesce(entries: list[Entry]) -> list[Entry]:
-    """One entry per record: its fields merged in order (later over earlier, time stamps applied),
-    with the last entry's event and time. Records keep the order they first appear in."""
-    merged: dict[int, list[Any]] = {}
+    """Merge each run of consecutive entries of one record into one entry: fields applied in order
+    (later over earlier, time stamps formatted first), the last entry's event and time.
+
+    Only neighbours merge (a client run's start, updates and end usually are), so no record's
+    changes move past another change of the same record: order per record is kept.
+    """
+    out: list[Any] = []
+    last = None
+    slot: list[Any] = []
     for run, event, fields, ts, stamp in entries:
         if stamp is not None:
             fields[stamp] = utc_iso(ts)
-        slot = merged.get(id(run))
-        if slot is None:
-            merged[id(run)] = [run, event, fields, ts, None]
-        else:
+        if run is last:
             slot[2].update(fields)  # the dispatcher owns submitted dicts: merging into the first is safe
             slot[1] = event
             slot[3] = ts
-    return [tuple(slot) for slot in merged.values()]
+        else:
+            slot = [run, event, fields, ts, None]
+            out.append(slot)
+            last = run
+    return out
 
 
 def emit(change: Change) -> None:
