@@ -14,9 +14,9 @@ dispatcher, pops the entries in order, turns each into a
   has been handed to the sinks. ``jobtrace.flush()``, ``diagnostics()``,
   ``configure()``/``restore()``, resuming a run, ``MemorySink`` reads and
   ``RunState.fields()`` call it, so code reads what it wrote;
-- a job's start is handed to the sinks on the job's thread (after what is
-  queued), and its end is waited for: once ``tracked_job`` has returned, every
-  change of the run has reached the sinks;
+- a job's start and end are handed to the sinks on the job's thread, after
+  what is queued (:meth:`Dispatcher.submit_now`): once ``tracked_job`` has
+  returned, every change of the run has reached the sinks;
 - at interpreter exit (and at ``jobtrace.shutdown()``) the queue is drained
   before the sinks are closed, within the exit bound.
 
@@ -99,12 +99,16 @@ class Dispatcher:
     def submit_now(self, entry: Entry, timeout: float | None = BARRIER_TIMEOUT) -> None:
         """Deliver ``entry`` on this thread, after everything queued before it.
 
-        For the first change of a new record (a job's start): no other thread can
-        have submitted a change of that record yet, so delivering it here keeps
-        every record's order, and its sink errors (strict mode) reach the caller.
+        For a job's start and end: the caller holds the record's lock (or the
+        record is not shared yet), so no other change of it can come between
+        the barrier and the delivery, and every record's order is kept; a sink
+        error (strict mode) reaches the caller. When the queue does not drain
+        within ``timeout`` (a hung sink), the entry is queued instead: the
+        caller never waits longer, and never calls the hung sink itself.
         """
-        if not self.inline:
-            self.barrier(timeout)
+        if not self.inline and not self.barrier(timeout):
+            self._queue.append(entry)
+            return
         self.delivered += 1
         self._deliver([entry])
 

@@ -394,7 +394,7 @@ class JobRun(_Run):
             # A job's start is delivered on its own thread, once what is queued is:
             # the job's log line comes before anything its body logs, and in strict
             # mode a sink that cannot take the record fails the job's entry.
-            _submit_now((self, START, fields, _time(), None if resumed else table.names.start_time))
+            _submit_now((self, START, fields, _time(), None if resumed else table.names.start_time), JOB_END_WAIT)
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         super()._seed(record)
@@ -523,13 +523,14 @@ class JobRun(_Run):
             fields = self._rollup_fields() if self._contributions or self._counters else {}
             fields.update(self._final_fields(exc, Status.COMPLETED_WITH_ERRORS if failed else Status.COMPLETED))
             was_dirty, self._dirty = self._dirty, False
-            self._emit(END, fields, self._table.names.end_time)
+            # A job's end is a sync point: it is handed to the sinks on this thread once
+            # everything queued before it has been (under the job's lock, so no change of
+            # this record can slip in between). Once tracked_job returns, every change of
+            # the run has reached the sinks (their own delivery, e.g. to Airtable, goes on
+            # in the background). Bounded: past JOB_END_WAIT the end is queued instead.
+            _submit_now((self, END, fields, _time(), self._table.names.end_time), JOB_END_WAIT)
         if was_dirty:
             _refresher.discard(self)  # its roll-ups went out with the end; don't keep it alive
-        # A job's end is a sync point: once tracked_job returns, every change of the run
-        # has reached the sinks (their own delivery, e.g. to Airtable, goes on in the
-        # background). Bounded, so a hung sink cannot hold the job.
-        _barrier(JOB_END_WAIT)
 
     def __repr__(self) -> str:
         return f"<JobRun {self.run_id} {self.job_type!r}{' ended' if self._ended else ''}>"

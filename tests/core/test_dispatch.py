@@ -69,8 +69,8 @@ def test_client_runs_are_handed_to_sinks_off_the_jobs_thread() -> None:
     me = threading.get_ident()
     assert len(noting.client_writes()) == 50 * 3  # every client change arrived ...
     assert all(thread != me for _, _, thread in noting.client_writes())  # ... none on the job's thread
-    # The job's own start is delivered in line (its log line precedes the body's), its end is not.
-    assert [(kind, event) for kind, event, thread in noting.writes if thread == me] == [(JOB, START)]
+    # The job's own start and end are delivered in line (after what is queued): sync points.
+    assert [(kind, event) for kind, event, thread in noting.writes if thread == me] == [(JOB, START), (JOB, END)]
     assert noting.writes[-1][:2] == (JOB, END)
 
 
