@@ -157,7 +157,6 @@ class Dispatcher:
         marker_type = threading.Event
         polls = max(1, int(LINGER / POLL_INTERVAL))
         idle = 0
-        deliver = self._deliver
         while True:
             self._busy = True  # before the pops: a barrier that sees the queue empty then sees us busy
             if not queue:
@@ -194,7 +193,7 @@ class Dispatcher:
             if batch:
                 self.delivered += len(batch)
                 try:
-                    deliver(batch)
+                    self._deliver(batch)  # looked up each time: set_deliver() may change it
                 except BaseException:  # never let one bad batch stop delivery of the rest
                     logger.exception("jobtrace: delivering %d changes failed", len(batch))
             for marker in markers:
