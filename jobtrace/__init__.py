@@ -34,9 +34,10 @@ from .errors import (
 )
 from .instrument import client_run, incr, note, tracked_job, update
 from .propagation import RunContext, ThreadPoolExecutor, bind, child_env, collect, extract, inject
-from .records import ClientRun, JobRun, Status
+from .records import ClientRun, JobRun
 from .run_ids import RunId, client_run_id, generate_run_id, parse_run_id
 from .schema import Schema
+from .statuses import Status
 from .tracker import configure, configure_from_env, diagnostics, flush, restore, shutdown
 
 __version__ = "0.1.0"

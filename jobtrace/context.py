@@ -20,6 +20,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import InvalidClientIdError, InvalidRunIdError
+from .process_state import state
 from .run_ids import validate_client_id, validate_job_run_id
 
 if TYPE_CHECKING:
@@ -98,17 +99,15 @@ class ParentRun(NamedTuple):
     client_id: str | None = None
 
 
-# Read once: the environment does not change under a running process in any
-# way jobtrace should follow, and tracked_job must not pay for a lookup per call.
-_parent_loaded = False
-_parent: ParentRun | None = None
+# Read once (kept in jobtrace.process_state): the environment does not change under a running
+# process in any way jobtrace should follow, and tracked_job must not pay for a lookup per call.
 
 
 def inherited_run() -> ParentRun | None:
     """The run this process inherited through ``JOBTRACE_RUN_ID``, or None (read once, then cached)."""
-    if not _parent_loaded:
+    if not state.parent_loaded:
         read_parent_env()
-    return _parent
+    return state.parent
 
 
 def read_parent_env(environ: Mapping[str, str] | None = None) -> ParentRun | None:
@@ -117,7 +116,6 @@ def read_parent_env(environ: Mapping[str, str] | None = None) -> ParentRun | Non
     A malformed value is ignored with a warning (the process then runs as a
     job of its own): a child must not crash because of what its parent set.
     """
-    global _parent, _parent_loaded
     env = os.environ if environ is None else environ
     parent: ParentRun | None = None
     run_id = env.get(RUN_ID_ENV)
@@ -132,7 +130,7 @@ def read_parent_env(environ: Mapping[str, str] | None = None) -> ParentRun | Non
             parent = ParentRun(parent.run_id, validate_client_id(client_id))
         except InvalidClientIdError as exc:
             _warn(f"jobtrace: ignoring {CLIENT_ID_ENV}: {exc}")
-    _parent, _parent_loaded = parent, True
+    state.parent, state.parent_loaded = parent, True
     return parent
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
 from types import TracebackType
@@ -32,34 +31,33 @@ from . import lifecycle, tracker
 from .changes import CLIENT
 from .context import ClientScope, JobScope, ParentRun, client_scope, inherited_run, job_scope
 from .errors import InvalidValueError, NoActiveRunError
+from .process_state import state
 from .records import ClientRun, JobRun, JoinedJobRun
-from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
+from .run_ids import MAX_CLIENT_ID_LENGTH, generate_run_id, validate_client_id, validate_job_run_id
 from .values import has_surrogates
 
-__all__ = ["client_run", "incr", "note", "tracked_job", "update"]
+__all__ = ["client_run", "exit_job", "incr", "join_parent", "note", "tracked_job", "update"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-# Job runs owned by this process, so that tracked_job(run_id=X) or
-# client_run(run_id=X) from another thread, task or webhook handler joins the
-# live run instead of creating a second record for it.
-_active_lock = threading.Lock()
-_active_jobs: dict[str, JobRun] = {}
+# Job runs owned by this process live in state.active_jobs, so that
+# tracked_job(run_id=X) or client_run(run_id=X) from another thread, task or
+# webhook handler joins the live run instead of creating a second record for it.
 
 
 # -- entering and leaving runs -------------------------------------------------
 
 
 def _bind(config: tracker.Config, **values: object) -> Mapping[str, Any]:
-    tokens: Mapping[str, Any] = config._structlog.bind_contextvars(**values)
+    tokens: Mapping[str, Any] = config.structlog_contextvars.bind_contextvars(**values)
     return tokens
 
 
 def _unbind(tokens: Mapping[str, Any]) -> None:
     # The configuration may have changed during the run (binding turned off), but
     # what was bound at entry must still be reset.
-    module = tracker.get_config()._structlog or tracker._load_structlog()
+    module = tracker.get_config().structlog_contextvars or tracker.load_structlog_contextvars()
     module.reset_contextvars(**tokens)
 
 
@@ -72,16 +70,16 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
         parent = inherited_run()
         if parent is None:
             run = JobRun(config.schema, generate_run_id(), job_type)
-            with _active_lock:
-                _active_jobs[run.run_id] = run
+            with state.active_lock:
+                state.active_jobs[run.run_id] = run
             scope = JobScope(run, owner=True)
         else:
-            scope = _join_parent(config, parent, job_type)
+            scope = join_parent(config, parent, job_type)
     else:
-        with _active_lock:
-            live = _active_jobs.get(run_id)
+        with state.active_lock:
+            live = state.active_jobs.get(run_id)
             if live is None:
-                live = _active_jobs[run_id] = JobRun(config.schema, run_id, job_type, resumed=True)
+                live = state.active_jobs[run_id] = JobRun(config.schema, run_id, job_type, resumed=True)
                 scope = JobScope(live, owner=True)
             else:
                 scope = JobScope(live, owner=False)
@@ -102,26 +100,27 @@ def _enter_job(job_type: str, run_id: str | None) -> JobScope:
     return scope
 
 
-def _join_parent(config: tracker.Config, parent: ParentRun, job_type: str = "") -> JobScope:
+def join_parent(config: tracker.Config, parent: ParentRun, job_type: str = "") -> JobScope:
     """A scope in a run another process owns: its run ID, never its record (see JoinedJobRun)."""
-    with _active_lock:
-        live = _active_jobs.get(parent.run_id)
+    with state.active_lock:
+        live = state.active_jobs.get(parent.run_id)
         if live is not None:
             return JobScope(live, owner=False, handed_client=parent.client_id)
-        run = _active_jobs[parent.run_id] = JoinedJobRun(config.schema, parent.run_id, job_type, parent.client_id)
+        run = state.active_jobs[parent.run_id] = JoinedJobRun(config.schema, parent.run_id, job_type, parent.client_id)
     return JobScope(run, owner=True, handed_client=parent.client_id)
 
 
-def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
+def exit_job(scope: JobScope, exc: BaseException | None) -> None:
+    """Leave a job scope: finish the run if the scope owns it (with ``exc``'s status), then pop the scope."""
     try:
         if scope.owner:
             try:
                 scope.run.finish(exc)
             finally:
                 lifecycle.closed(scope.run)
-                with _active_lock:
-                    if _active_jobs.get(scope.run.run_id) is scope.run:
-                        del _active_jobs[scope.run.run_id]
+                with state.active_lock:
+                    if state.active_jobs.get(scope.run.run_id) is scope.run:
+                        del state.active_jobs[scope.run.run_id]
     finally:
         if scope.structlog_tokens is not None:
             _unbind(scope.structlog_tokens)
@@ -132,8 +131,11 @@ def _exit_job(scope: JobScope, exc: BaseException | None) -> None:
 
 
 def _enter_client(client_id: str, name: str | None, run_id: str | None) -> ClientScope:
-    validate_client_id(client_id)
-    config = tracker._config or tracker.get_config()
+    if type(client_id) is not str or not client_id.isprintable() or not 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH:
+        validate_client_id(client_id)  # the fast check above is validate_client_id's own; this says what is wrong
+    elif client_id.isspace():
+        validate_client_id(client_id)
+    config = state.config or tracker.get_config()
     job = job_scope.get()
     job_run: JobRun | None
     if run_id is not None:
@@ -141,7 +143,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         if job is not None and job.run.run_id == run_id:
             job_run = job.run
         else:
-            job_run = _active_jobs.get(run_id)
+            job_run = state.active_jobs.get(run_id)
     elif job is not None:
         job_run = job.run
         run_id = job_run.run_id
@@ -154,11 +156,13 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
                 f"existing run (a webhook or resume script).{_lost_context_hint()}"
             )
         run_id = parent.run_id
-        job_run = _active_jobs.get(run_id)
+        job_run = state.active_jobs.get(run_id)
     current = client_scope.get()
     if current is not None and current.run.client_id == client_id and current.run.run_id == run_id:
         scope = ClientScope(current.run, owner=False)
-    elif _handed_client(job, run_id) == client_id:
+    elif (
+        job.handed_client if job is not None and job.run.run_id == run_id else _handed_client(job, run_id)
+    ) == client_id:
         # The client run the parent process was in: continue its record, never complete it.
         record = tracker.read_record(CLIENT, run_id, client_id)
         run = ClientRun(config.schema, run_id, client_id, name, None, attach=record or {})
@@ -168,7 +172,11 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         lifecycle.opened(scope.run)
     scope.token = client_scope.set(scope)
     if config.bind_structlog:
-        scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
+        if job is not None and job.structlog_tokens is not None and job.run.run_id == run_id:
+            # The job's entry bound this run_id already: only the client ID is new.
+            scope.structlog_tokens = config.structlog_contextvars.bind_contextvars(client_id=client_id)
+        else:
+            scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
     return scope
 
 
@@ -191,10 +199,8 @@ class _Shared:
         self.exc: BaseException | None = None
 
 
-# (run ID, client ID) -> the client run live in this process, so that a second
-# client_run() of the same client joins it (one record, exact counters).
-_clients_lock = threading.Lock()
-_live_clients: dict[tuple[str, str], _Shared] = {}
+# state.live_clients: (run ID, client ID) -> the client run live in this process, so
+# that a second client_run() of the same client joins it (one record, exact counters).
 
 
 def _shared_client_run(
@@ -202,11 +208,11 @@ def _shared_client_run(
 ) -> ClientRun:
     """The client run for ``client_id`` in ``run_id``: the live one if some other task or thread is in it."""
     key = (run_id, client_id)
-    with _clients_lock:
-        shared = _live_clients.get(key)
+    with state.clients_lock:
+        shared: _Shared | None = state.live_clients.get(key)
         starter = shared is None
         if shared is None:
-            shared = _live_clients[key] = _Shared()
+            shared = state.live_clients[key] = _Shared()
         else:
             shared.entries += 1
             run = shared.run
@@ -217,26 +223,28 @@ def _shared_client_run(
             # Outside the lock: starting may read the record back (a resumed job).
             shared.run = ClientRun(config.schema, run_id, client_id, name, job_run)
         except BaseException:
-            with _clients_lock:
-                if _live_clients.get(key) is shared:
-                    del _live_clients[key]
+            with state.clients_lock:
+                if state.live_clients.get(key) is shared:
+                    del state.live_clients[key]
             raise
         return shared.run
     # Another thread is starting it right now (asyncio tasks never get here: starting does not await).
-    while shared.run is None:
-        if _live_clients.get(key) is not shared:  # its start failed: start afresh
-            with _clients_lock:
-                shared.entries -= 1
+    assert shared is not None  # set above, under the lock
+    entry: _Shared = shared
+    while entry.run is None:
+        if state.live_clients.get(key) is not entry:  # its start failed: start afresh
+            with state.clients_lock:
+                entry.entries -= 1
             return _shared_client_run(config, run_id, client_id, name, job_run)
         time.sleep(0.001)
-    return shared.run
+    return entry.run
 
 
 def _finish_client(run: ClientRun, exc: BaseException | None) -> None:
     """Leave a client run; the last of its concurrent entries completes it (Failed if any of them raised)."""
     key = (run.run_id, run.client_id)
-    with _clients_lock:
-        shared = _live_clients.get(key)
+    with state.clients_lock:
+        shared: _Shared | None = state.live_clients.get(key)
         if shared is None or shared.run is not run:
             run.finish(exc)
             return
@@ -245,7 +253,7 @@ def _finish_client(run: ClientRun, exc: BaseException | None) -> None:
             shared.exc = exc
         if shared.entries > 0:
             return
-        del _live_clients[key]
+        del state.live_clients[key]
         # Under the lock, so a new entry cannot start a second run before this one is rolled up.
         run.finish(shared.exc)
 
@@ -304,7 +312,7 @@ class tracked_job:
     ) -> None:
         scope = job_scope.get()
         if scope is not None:
-            _exit_job(scope, exc)
+            exit_job(scope, exc)
 
     async def __aenter__(self) -> JobRun:
         return self.__enter__()
@@ -350,8 +358,9 @@ class client_run:
         if scope is not None:
             _exit_client(scope, exc)
 
+    # The async forms repeat the sync bodies: one call less on the hot path.
     async def __aenter__(self) -> ClientRun:
-        return self.__enter__()
+        return _enter_client(self.client_id, self.name, self.run_id).run
 
     async def __aexit__(
         self,
@@ -359,7 +368,9 @@ class client_run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        scope = client_scope.get()
+        if scope is not None:
+            _exit_client(scope, exc)
 
     def __repr__(self) -> str:
         return f"client_run({self.client_id!r})"
@@ -379,8 +390,8 @@ def _current_run(verb: str) -> JobRun | ClientRun:
 
 def _lost_context_hint() -> str:
     """Why there may be no run here although a job runs in this process: a thread that did not get its context."""
-    with _active_lock:
-        live = [run.run_id for run in _active_jobs.values() if not isinstance(run, JoinedJobRun)]
+    with state.active_lock:
+        live = [run.run_id for run in state.active_jobs.values() if not isinstance(run, JoinedJobRun)]
     if not live:
         return ""
     which = f"run {live[0]}" + (f" and {len(live) - 1} more" if len(live) > 1 else "")
@@ -435,9 +446,9 @@ def _decorate(fn: F, job_type: str, run_id: str | None) -> F:
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                _exit_job(scope, exc)
+                exit_job(scope, exc)
                 raise
-            _exit_job(scope, None)
+            exit_job(scope, None)
             return result
 
     return wrapt.FunctionWrapper(fn, wrapper)  # type: ignore[return-value]
@@ -454,9 +465,9 @@ async def _job_coroutine(
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
-        _exit_job(scope, exc)
+        exit_job(scope, exc)
         raise
-    _exit_job(scope, None)
+    exit_job(scope, None)
     return result
 
 
@@ -481,10 +492,10 @@ def _job_generator(
             else:
                 value = ctx.run(gen.throw, to_throw)
         except StopIteration as stop:
-            ctx.run(_exit_job, scope, None)
+            ctx.run(exit_job, scope, None)
             return stop.value
         except BaseException as exc:
-            ctx.run(_exit_job, scope, exc)
+            ctx.run(exit_job, scope, exc)
             raise
         to_send, to_throw = None, None
         try:
@@ -493,7 +504,7 @@ def _job_generator(
             try:
                 ctx.run(gen.close)
             finally:
-                ctx.run(_exit_job, scope, exit_)
+                ctx.run(exit_job, scope, exit_)
             raise
         except BaseException as exc:
             to_throw = exc
@@ -549,10 +560,10 @@ async def _job_async_generator(
             else:
                 value = await _in_context(ctx, agen.athrow(to_throw))
         except StopAsyncIteration:
-            ctx.run(_exit_job, scope, None)
+            ctx.run(exit_job, scope, None)
             return
         except BaseException as exc:
-            ctx.run(_exit_job, scope, exc)
+            ctx.run(exit_job, scope, exc)
             raise
         to_send, to_throw = None, None
         try:
@@ -561,7 +572,7 @@ async def _job_async_generator(
             try:
                 await _in_context(ctx, agen.aclose())
             finally:
-                ctx.run(_exit_job, scope, exit_)
+                ctx.run(exit_job, scope, exit_)
             raise
         except BaseException as exc:
             to_throw = exc

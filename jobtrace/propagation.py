@@ -35,9 +35,11 @@ from . import tracker
 from .changes import CLIENT
 from .context import CLIENT_ID_ENV, RUN_ID_ENV, JobScope, ParentRun, client_scope, job_scope
 from .errors import InvalidRunIdError, NoActiveRunError, RecordNotFoundError
-from .instrument import _active_jobs, _exit_job, _join_parent
-from .records import FAILED_STATUSES, JobRun, Status
+from .instrument import exit_job, join_parent
+from .process_state import state
+from .records import JobRun
 from .run_ids import validate_client_id, validate_job_run_id
+from .statuses import FAILED_STATUSES, Status
 
 __all__ = [
     "CARRIER_CLIENT_ID",
@@ -191,7 +193,7 @@ class RunContext:
     def __enter__(self) -> RunContext:
         # The scope lives in the contextvar; the token of each entry is reset at exit.
         if self.run_id is not None:
-            scope = _join_parent(tracker.get_config(), ParentRun(self.run_id, self.client_id))
+            scope = join_parent(tracker.get_config(), ParentRun(self.run_id, self.client_id))
             scope.token = job_scope.set(scope)
             current = client_scope.get()
             if current is not None and current.run.run_id != self.run_id:
@@ -209,7 +211,7 @@ class RunContext:
             return
         scope = job_scope.get()
         if isinstance(scope, JobScope) and scope.run.run_id == self.run_id:
-            _exit_job(scope, exc)
+            exit_job(scope, exc)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RunContext) and (self.run_id, self.client_id) == (other.run_id, other.client_id)
@@ -265,7 +267,7 @@ def collect(client_id: str, run_id: str | None = None, record: Mapping[str, Any]
     if live is not None and live.run.run_id == run_id and live.run.client_id == client_id:
         live.run.continue_from(fields)
         return fields
-    job_run: JobRun | None = job.run if job is not None and job.run.run_id == run_id else _active_jobs.get(run_id)
+    job_run: JobRun | None = job.run if job is not None and job.run.run_id == run_id else state.live_job(run_id)
     if job_run is None:
         raise NoActiveRunError(f"jobtrace.collect(): this process does not run job {run_id}")
     schema = tracker.get_config().schema

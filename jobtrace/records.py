@@ -1,27 +1,33 @@
 """Run state: job runs and client runs, their statuses, counters, notes and roll-ups.
 
 A :class:`JobRun` or :class:`ClientRun` is the live state of one record. Every
-mutation happens under the run's own lock and emits one
-:class:`~jobtrace.changes.Change` carrying the new absolute values, so sinks
-see the changes of one record in the order they happened and counters stay
-exact when many threads or tasks touch the same run. Locks are held only for
-the mutation and the hand-off to the sinks, never across user code.
+mutation happens under the run's own lock and submits one entry (the run, the
+event, the fields with their new absolute values, the time) to the
+dispatcher (:mod:`jobtrace.dispatch`), which turns it into a
+:class:`~jobtrace.changes.Change` and hands it to the sinks off the job's
+thread. Entries of one record are submitted under its lock to one FIFO queue,
+so sinks see the changes of one record in the order they happened, and
+counters stay exact when many threads or tasks touch the same run. Locks are
+held only for the mutation and the submit, never across user code or sinks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
+import operator
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from . import lifecycle, tracker
-from .changes import CLIENT, END, JOB, START, UPDATE, Change
+from .changes import CLIENT, END, JOB, START, UPDATE, Change, utc_iso
+from .dispatch import dispatcher
 from .errors import InvalidValueError, NoActiveRunError
+from .notes import NOTES_LIMIT, append_note
 from .schema import NUMBER_TYPES, Schema, TableSchema
+from .statuses import FAILED_STATUSES, Status, status_for_exception
 from .values import MAX_NUMBER, check_number, safe_text, whole
 
 __all__ = [
@@ -36,86 +42,26 @@ __all__ = [
 ]
 
 #: Airtable's long-text limit; System Notes never grows past it.
-NOTES_LIMIT: Final = 100_000
+#: How long the end of a job waits, at most, for the dispatcher to hand its changes to the sinks (s).
+JOB_END_WAIT: Final = 5.0
 #: How often, at most, client completions refresh the job record's roll-ups.
 ROLLUP_INTERVAL: Final = 1.0
-_TRIM_MARKER = "[earlier notes trimmed]\n"
-
-
-class Status:
-    """The statuses jobtrace sets. A base may add its own (e.g. ``No Leads To Score``)."""
-
-    RUNNING: Final = "Running"
-    COMPLETED: Final = "Completed"
-    COMPLETED_WITH_ERRORS: Final = "Completed with Errors"
-    FAILED: Final = "Failed"
-    CANCELLED: Final = "Cancelled"
-    INTERRUPTED: Final = "Interrupted"
-
-
-#: A client run that ended in one of these counts in ``Clients Failed``.
-FAILED_STATUSES: Final = frozenset({Status.FAILED, Status.CANCELLED, Status.INTERRUPTED})
-
-_iso_cache: tuple[int, str] = (-1, "")
-_MILLIS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
+_NO_KEY: Final[dict[str, Any]] = {}
 _time = time.time
 _monotonic = time.monotonic
 # Building a Change through tuple.__new__ skips NamedTuple's Python-level __new__: same object, one frame less.
 _new_change = tuple.__new__
-
-
-def utc_iso(ts: float | None = None) -> str:
-    """ISO 8601 UTC with milliseconds, as Airtable writes it: ``2025-10-05T21:02:47.123Z``.
-
-    Formatting a time is a large part of a run's cost, so the seconds part is
-    cached (a tuple swap, safe across threads).
-    """
-    global _iso_cache
-    if ts is None:
-        ts = _time()
-    sec = int(ts)
-    cached_sec, prefix = _iso_cache
-    if sec != cached_sec:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _iso_cache = (sec, prefix)
-    millis = int((ts - sec) * 1000)
-    return prefix + _MILLIS[millis] if 0 <= millis < 1000 else f"{prefix}.{millis:03d}Z"
-
-
-def status_for_exception(exc: BaseException | None) -> str | None:
-    """The terminal status an exception implies, or None for a normal exit."""
-    if exc is None:
-        return None
-    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
-        # asyncio.run cancels its tasks on Ctrl-C and at shutdown: that is the process stopping.
-        return Status.INTERRUPTED if lifecycle.stopping() else Status.CANCELLED
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        return Status.INTERRUPTED
-    return Status.FAILED
+_submit = dispatcher.submit
+_Lock = threading.Lock
+_add = operator.add
+_sub = operator.sub
+_barrier = dispatcher.barrier
+_submit_now = dispatcher.submit_now
 
 
 def _describe(exc: BaseException) -> str:
     text = safe_text(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def append_note(notes: str, text: str, at: float | None = None) -> str:
-    """``notes`` with a timestamped line ``text`` added, never longer than :data:`NOTES_LIMIT`."""
-    return _append_note(notes, text, at)
-
-
-def _append_note(notes: str, text: str, at: float | None = None) -> str:
-    line = f"[{utc_iso(at)}] {safe_text(text)}"
-    combined = f"{notes}\n{line}" if notes else line
-    if len(combined) <= NOTES_LIMIT:
-        return combined
-    # Drop whole lines from the front until it fits with the marker.
-    budget = NOTES_LIMIT - len(_TRIM_MARKER)
-    body = combined[len(combined) - budget :]
-    newline = body.find("\n")
-    if 0 <= newline < len(body) - 1:
-        body = body[newline + 1 :]
-    return _TRIM_MARKER + body
 
 
 class _RollupRefresher:
@@ -204,7 +150,7 @@ class _Run:
         if notes_field is None:
             raise InvalidValueError(f"table {self._table.name!r} has no notes field to write to")
         with self._lock:
-            self._notes = _append_note(self._notes, str(text))
+            self._notes = append_note(self._notes, str(text))
             self._emit(UPDATE, {notes_field: self._notes})
 
     def incr(self, **amounts: float) -> None:
@@ -212,27 +158,39 @@ class _Run:
         if not amounts:
             return
         lookup = self._table._counter_lookup
-        resolved = []
+        # Check every name and amount before touching a counter (the common case:
+        # names incr() knows, int or float amounts); anything else takes the slow path.
+        resolved: list[tuple[str, Any]] | None = None
         for key, amount in amounts.items():
-            name = lookup.get(key)
             # The chained comparison also refuses NaN and infinities (values.check_number says why).
             if (
-                name is None
+                key not in lookup
                 or (type(amount) is not int and type(amount) is not float)
                 or not -MAX_NUMBER <= amount <= MAX_NUMBER
             ):
-                name = self._counter_name(key, amount)
-            resolved.append((name, amount))
+                resolved = [(self._counter_name(k, a), a) for k, a in amounts.items()]
+                break
         with self._lock:
             counters = self._counters
             delta: dict[str, Any] = {}
-            for name, amount in resolved:
-                total = (delta[name] if name in delta else counters.get(name, 0)) + amount
-                if not -MAX_NUMBER <= total <= MAX_NUMBER:
-                    check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
-                delta[name] = total
+            if resolved is None:
+                for key, amount in amounts.items():
+                    name = lookup[key]
+                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
+                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
+                        check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
+                    delta[name] = total
+            else:
+                for name, amount in resolved:
+                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
+                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
+                        check_number(total, f"incr(): the total of {name!r}")
+                    delta[name] = total
             counters.update(delta)
-            self._emit(UPDATE, self._with_totals(delta))
+            if self.kind == CLIENT:
+                _submit((self, UPDATE, delta, _time(), None))
+            else:
+                self._emit(UPDATE, self._with_totals(delta))
 
     def _counter_name(self, key: str, amount: object) -> str:
         """The counter ``incr(key=amount)`` adds to; raises for anything but a number field and a number."""
@@ -279,7 +237,7 @@ class _Run:
                 self._explicit_status = status
             self._counters.update(counters)
             if note is not None and table.names.notes is not None:
-                self._notes = _append_note(self._notes, note)
+                self._notes = append_note(self._notes, note)
                 delta[table.names.notes] = self._notes
             if delta:
                 self._emit(UPDATE, self._with_totals(delta))
@@ -291,8 +249,9 @@ class _Run:
 
     def fields(self) -> dict[str, Any]:
         """The record as this process knows it: every field read back or written, by Airtable name."""
-        with self._lock:
-            return {k: v for k, v in self._fields.items() if v is not None}
+        _barrier()  # the dispatcher keeps _fields up to date as it turns entries into changes
+        snapshot = self._fields.copy()  # one C-level copy: atomic against the dispatcher's update()
+        return {k: v for k, v in snapshot.items() if v is not None}
 
     # -- machinery -------------------------------------------------------------
 
@@ -300,11 +259,20 @@ class _Run:
         """The values a record shows for counters just set or incremented (lock held)."""
         return delta
 
-    def _emit(self, event: str, fields: dict[str, Any]) -> None:
-        # Called with self._lock held, so one record's changes reach sinks in order.
+    def _emit(self, event: str, fields: dict[str, Any], stamp: str | None = None) -> None:
+        # Called with self._lock held (or before the run is shared), so one record's
+        # entries enter the FIFO queue, and reach the sinks, in the order they happened.
+        # ``stamp`` names a field to set to the change's time (Start Time, End Time):
+        # formatting it is left to the dispatcher, as is everything make_change() does.
+        _submit((self, event, fields, _time(), stamp))
+
+    def make_change(self, event: str, fields: dict[str, Any], ts: float, stamp: str | None) -> Change:
+        """Turn a submitted entry into the Change the sinks get (on the dispatcher's thread)."""
+        if stamp is not None:
+            fields[stamp] = utc_iso(ts)
         fields.update(self._key_fields)
         self._fields.update(fields)
-        tracker.emit(_new_change(Change, (self.kind, event, self._table.name, self.run_id, None, fields)))
+        return _new_change(Change, (self.kind, event, self._table.name, self.run_id, None, fields, ts))
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         """Continue a resumed run from what a sink still has: counters and notes."""
@@ -339,7 +307,7 @@ class _Run:
         """Status, End Time and error fields for the end of the run (lock held)."""
         names = self._table.names
         fields: dict[str, Any] = {}
-        status = status_for_exception(exc)
+        status = status_for_exception(exc, lifecycle.stopping() is not None)
         if exc is None or status is None:
             status = self._explicit_status or default_status
         elif status == Status.FAILED:
@@ -347,16 +315,14 @@ class _Run:
             if names.errors is not None:
                 fields[names.errors] = summary[:NOTES_LIMIT]
             if names.notes is not None:
-                self._notes = _append_note(self._notes, f"Failed: {summary}")
+                self._notes = append_note(self._notes, f"Failed: {summary}")
                 fields[names.notes] = self._notes
         elif names.notes is not None:
             reason = "Cancelled" if status == Status.CANCELLED else lifecycle.describe_interruption(exc)
-            self._notes = _append_note(self._notes, reason)
+            self._notes = append_note(self._notes, reason)
             fields[names.notes] = self._notes
         fields[names.status] = self._table.normalize_status(status)
-        if names.end_time is not None:
-            fields[names.end_time] = utc_iso()
-        return fields
+        return fields  # End Time: stamped from the change's time (see _emit)
 
     def _start_fields(self, resumed: bool) -> dict[str, Any]:
         names = self._table.names
@@ -367,9 +333,7 @@ class _Run:
                 fields[names.end_time] = None
             if names.errors is not None:
                 fields[names.errors] = None
-        if names.start_time is not None and not resumed:
-            fields[names.start_time] = utc_iso()
-        return fields
+        return fields  # Start Time: stamped from the change's time unless resumed (see _emit)
 
 
 class JobRun(_Run):
@@ -389,7 +353,10 @@ class JobRun(_Run):
         "_last_rollup",
         "_own_progress",
         "_rollup_names",
+        "_rollup_zeros",
         "_sums",
+        "client_completed",
+        "client_running",
         "job_type",
         "resumed",
     )
@@ -408,6 +375,11 @@ class JobRun(_Run):
         self.job_type = job_type
         self.resumed = resumed
         self._rollup_names = schema.rollup_counters
+        self._rollup_zeros = (0,) * len(self._rollup_names)
+        self.client_completed = schema.client.normalize_status(Status.COMPLETED)
+        """The client table's spelling of ``Completed`` (looked up once, not per client run)."""
+        self.client_running = schema.client.normalize_status(Status.RUNNING)
+        """The client table's spelling of ``Running``."""
         # client_id -> (failed, counter values in _rollup_names order)
         self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
         # Integers while the counters are: exact sums, and no int-to-float overflow in the roll-ups.
@@ -427,14 +399,18 @@ class JobRun(_Run):
         fields = self._start_fields(record is not None)
         if resumed and record is None and table.names.notes is not None:
             # Nothing to continue: a fresh record, with its Start Time, that says why.
-            self._notes = _append_note(
+            self._notes = append_note(
                 self._notes, f"Resume of run {run_id}: no sink found its record, so it started fresh"
             )
             fields[table.names.notes] = self._notes
         if table.names.job_type is not None and job_type:
             fields[table.names.job_type] = job_type
         with self._lock:
-            self._emit(START, fields)
+            # A job's start is delivered on its own thread, once what is queued is:
+            # the job's log line comes before anything its body logs, and in strict
+            # mode a sink that cannot take the record fails the job's entry.
+            stamp = None if record is not None else table.names.start_time  # a fresh record gets its Start Time
+            _submit_now((self, START, fields, _time(), stamp), JOB_END_WAIT)
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         super()._seed(record)
@@ -504,21 +480,21 @@ class JobRun(_Run):
 
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Count one finished client run into the job's roll-ups (exactly once per client)."""
-        values = tuple([counters.get(name, 0) for name in self._rollup_names])
+        self.rollup_values(client_id, failed, tuple([counters.get(name, 0) for name in self._rollup_names]))
+
+    def rollup_values(self, client_id: str, failed: bool, values: tuple[float, ...]) -> None:
+        """:meth:`rollup` with the counters already in :attr:`rollup_names` order."""
         with self._lock:
             contributions = self._contributions
             previous = contributions.get(client_id)
             contributions[client_id] = (failed, values)
-            sums = self._sums
             if previous is not None:
                 if previous[0]:
                     self._failed -= 1
-                for i, v in enumerate(previous[1]):
-                    sums[i] -= v
+                self._sums = list(map(_sub, self._sums, previous[1]))
             if failed:
                 self._failed += 1
-            for i, v in enumerate(values):
-                sums[i] += v
+            self._sums = list(map(_add, self._sums, values))
             self._last_client = client_id
             now = _monotonic()
             # At most one roll-up update a second; what is held back goes out with the
@@ -571,11 +547,11 @@ class JobRun(_Run):
                 delta[name] = whole(value + total)
         return delta
 
-    def _emit(self, event: str, fields: dict[str, Any]) -> None:
+    def _emit(self, event: str, fields: dict[str, Any], stamp: str | None = None) -> None:
         if self._dirty and event == UPDATE:
             self._dirty = False
             fields = {**self._rollup_fields(), **fields}
-        super()._emit(event, fields)
+        _submit((self, event, fields, _time(), stamp))
 
     def finish(self, exc: BaseException | None) -> None:
         """End the run: the terminal status, End Time and final roll-ups."""
@@ -590,7 +566,12 @@ class JobRun(_Run):
             fields = self._rollup_fields() if self._contributions or self._counters else {}
             fields.update(self._final_fields(exc, Status.COMPLETED_WITH_ERRORS if failed else Status.COMPLETED))
             was_dirty, self._dirty = self._dirty, False
-            self._emit(END, fields)
+            # A job's end is a sync point: it is handed to the sinks on this thread once
+            # everything queued before it has been (under the job's lock, so no change of
+            # this record can slip in between). Once tracked_job returns, every change of
+            # the run has reached the sinks (their own delivery, e.g. to Airtable, goes on
+            # in the background). Bounded: past JOB_END_WAIT the end is queued instead.
+            _submit_now((self, END, fields, _time(), self._table.names.end_time), JOB_END_WAIT)
         if was_dirty:
             _refresher.discard(self)  # its roll-ups went out with the end; don't keep it alive
 
@@ -648,6 +629,9 @@ class JoinedJobRun(JobRun):
     def rollup(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
         """Not counted here: the owning process rolls client runs up (``jobtrace.collect``)."""
 
+    def rollup_values(self, client_id: str, failed: bool, values: tuple[float, ...]) -> None:
+        """Not counted here either."""
+
     def finish(self, exc: BaseException | None) -> None:
         """Leaves the record alone: the owning process completes it."""
         self._ended = True
@@ -673,13 +657,31 @@ class ClientRun(_Run):
     ) -> None:
         table = schema.client
         names = table.names
-        key: dict[str, Any] = {names.run_id: f"{run_id}-{client_id}"}
-        if names.client_id is not None:
-            key[names.client_id] = client_id
-        super().__init__(table, run_id, key)
+        # _Run.__init__, inlined (one call less on the hot path). The key fields
+        # ({Run ID: "<run>-<client>", Client ID}) are made by make_change(), off
+        # the job's thread; so is everything else a Change needs.
+        self._table = table
+        self.run_id = run_id
+        self._key_fields = _NO_KEY
+        self._lock = _Lock()
+        self._counters = {}
+        self._notes = ""
+        self._explicit_status = None
+        self._ended = False
+        self._fields = {}
         self.client_id = client_id
         self.name = name
         self.job = job
+        if (
+            attach is None
+            and name is None
+            and job is not None
+            and not job.resumed
+            and client_id not in job._contributions
+        ):
+            # The common case, kept short: a new client run of a job this process runs.
+            _submit((self, START, {names.status: job.client_running}, _time(), names.start_time))
+            return
         if attach is not None:
             # Continue a record as it is (the explicit API, a child process): no start.
             self._attach(attach)
@@ -712,27 +714,43 @@ class ClientRun(_Run):
         if name is not None and names.client_name is not None:
             fields[names.client_name] = safe_text(name) if isinstance(name, str) else name
         # No lock: no other thread can reach this run before __init__ returns.
-        self._emit(START, fields)
+        _submit((self, START, fields, _time(), None if resumed else names.start_time))
 
-    def _emit(self, event: str, fields: dict[str, Any]) -> None:
-        fields.update(self._key_fields)
+    def make_change(self, event: str, fields: dict[str, Any], ts: float, stamp: str | None) -> Change:
+        if stamp is not None:
+            fields[stamp] = utc_iso(ts)
+        key = self._key_fields
+        if key is _NO_KEY:  # made once, by the dispatcher's thread (only it reads it)
+            names = self._table.names
+            key = {names.run_id: f"{self.run_id}-{self.client_id}"}
+            if names.client_id is not None:
+                key[names.client_id] = self.client_id
+            self._key_fields = key
+        fields.update(key)
         self._fields.update(fields)
-        tracker.emit(_new_change(Change, (CLIENT, event, self._table.name, self.run_id, self.client_id, fields)))
+        return _new_change(Change, (CLIENT, event, self._table.name, self.run_id, self.client_id, fields, ts))
 
     def finish(self, exc: BaseException | None) -> None:
         """End the client run and count it into its job's roll-ups."""
+        table = self._table
         with self._lock:
             if self._ended:
                 return
             self._ended = True
-            fields = self._final_fields(exc, Status.COMPLETED)
-            status = fields[self._table.names.status]
-            self._emit(END, fields)
-            counters = dict(self._counters)
+            job = self.job
+            if exc is None and self._explicit_status is None and job is not None:
+                status = Status.COMPLETED
+                fields: dict[str, Any] = {table.names.status: job.client_completed}
+            else:
+                fields = self._final_fields(exc, Status.COMPLETED)
+                status = fields[table.names.status]
+            _submit((self, END, fields, _time(), table.names.end_time))
+            if job is not None:
+                values = tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
         # A client run the stopping process interrupted did not fail, nor finish: it is not counted
         # (a resumed run redoes it, see job.remaining()).
-        if self.job is not None and not (status == Status.INTERRUPTED and lifecycle.stopping()):
-            self.job.rollup(self.client_id, status in FAILED_STATUSES, counters)
+        if job is not None and not (status == Status.INTERRUPTED and lifecycle.stopping()):
+            job.rollup_values(self.client_id, status in FAILED_STATUSES, values)
 
     def __repr__(self) -> str:
         return f"<ClientRun {self.run_id}-{self.client_id}{' ended' if self._ended else ''}>"

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import tracker
-from .records import FAILED_STATUSES, Status
+from .dispatch import dispatcher
 from .run_ids import validate_client_id
+from .statuses import FAILED_STATUSES, Status
 
 if TYPE_CHECKING:
     from .records import JobRun
@@ -35,6 +36,7 @@ __all__ = ["client_records", "remaining"]
 def client_records(run_id: str) -> list[Mapping[str, Any]] | None:
     """The client records of a run, from the first sink that can list them (None when none can)."""
     config = tracker.get_config()
+    dispatcher.barrier()  # what this process recorded before reaches the sinks first
     for sink in config.sinks:
         try:
             found = sink.read_client_runs(run_id)

@@ -1,9 +1,15 @@
 """Configuration and the fan-out of changes to sinks.
 
 One process-wide configuration: the sinks, the schema, strict mode. Records
-call :func:`emit`; it hands the change to every sink and makes sure a sink
-failure never reaches the job (it is logged with the run ID and counted)
-unless ``strict=True``.
+submit their changes to the dispatcher (:mod:`jobtrace.dispatch`), which
+calls :func:`deliver` off the job's thread; it hands the change to every sink
+and makes sure a sink failure never reaches the job (it is logged with the
+run ID and counted). With ``strict=True`` (tests) delivery happens on the
+caller's thread and a sink failure raises ``SinkError`` there.
+
+Everything that reads what sinks hold (``flush``, ``diagnostics``, resuming
+a run, ``configure``/``restore`` switching sinks) first waits for the
+dispatcher to hand over what was recorded before it.
 """
 
 from __future__ import annotations
@@ -11,15 +17,16 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import lifecycle
-from .changes import Change
+from .changes import END, START, Change, utc_iso
+from .dispatch import Entry, dispatcher
 from .errors import ConfigurationError, RecordUnavailableError, SinkError
+from .process_state import state
 from .redaction import redact
 from .schema import Schema
 from .sinks.base import Sink
@@ -28,6 +35,7 @@ __all__ = [
     "Config",
     "configure",
     "configure_from_env",
+    "deliver",
     "diagnostics",
     "emit",
     "flush",
@@ -50,18 +58,12 @@ class Config:
     schema: Schema
     strict: bool = False
     bind_structlog: bool = False
-    _structlog: Any = field(default=None, repr=False, compare=False)
+    structlog_contextvars: Any = field(default=None, repr=False, compare=False)
     """``structlog.contextvars`` when binding is on (imported at configure, not per call)."""
     exit_timeout: float = EXIT_FLUSH_TIMEOUT
     """The one bound for delivering to every sink at exit and after SIGTERM, in seconds."""
     handle_signals: bool = True
     """Whether jobtrace installs its SIGTERM handler where the signal is unowned."""
-
-
-_lock = threading.Lock()
-_config: Config | None = None
-_sink_errors = 0
-_last_error: str | None = None
 
 
 def configure(
@@ -75,10 +77,12 @@ def configure(
 ) -> Config | None:
     """Set the sinks (and optionally the schema); return the previous configuration (None if none).
 
-    ``sinks=None`` means the default, a :class:`~jobtrace.sinks.LogSink`.
-    ``strict=True`` makes sink errors raise ``SinkError`` (for tests).
-    ``bind_structlog`` binds ``run_id``/``client_id`` in ``structlog.contextvars``
-    while a run is active; by default it is on when a LogSink is configured.
+    ``sinks=None`` means the sink package's default (:func:`jobtrace.sinks.default_sinks`:
+    a :class:`~jobtrace.sinks.LogSink`). ``strict=True`` makes sink errors raise
+    ``SinkError`` (for tests; changes are then handed to sinks on the caller's
+    thread). ``bind_structlog`` binds ``run_id``/``client_id`` in
+    ``structlog.contextvars`` while a run is active; by default it is on when a
+    configured sink asks for it (``Sink.binds_structlog``, as the LogSink does).
     Each sink's ``start(schema)`` runs here, so a base that does not fit the
     mapping fails now with ``ConfigurationError``, not in the middle of a job.
     The previous sinks are not closed: pass the returned value to
@@ -90,16 +94,15 @@ def configure(
     stops jobtrace from installing its SIGTERM handler (it never replaces a
     handler someone else installed); see :mod:`jobtrace.lifecycle`.
     """
-    global _config
     if isinstance(exit_timeout, bool) or not isinstance(exit_timeout, (int, float)) or not (
         math.isfinite(exit_timeout) and exit_timeout > 0
     ):
         raise ConfigurationError(f"exit_timeout must be a positive number of seconds, got {exit_timeout!r}")
     schema = schema if schema is not None else Schema.default()
     if sinks is None:
-        from .sinks.log import LogSink
+        from .sinks import default_sinks
 
-        sinks = [LogSink()]
+        sinks = default_sinks()
     sinks = tuple(sinks)
     for sink in sinks:
         if not isinstance(sink, Sink):
@@ -107,9 +110,7 @@ def configure(
     for sink in sinks:
         sink.start(schema)
     if bind_structlog is None:
-        from .sinks.log import LogSink
-
-        bind_structlog = any(isinstance(s, LogSink) for s in sinks)
+        bind_structlog = any(s.binds_structlog for s in sinks)
     new = Config(
         sinks,
         schema,
@@ -119,60 +120,64 @@ def configure(
         float(exit_timeout),
         bool(handle_signals),
     )
-    with _lock:
-        previous = _config
-        _config = new
+    previous = _switch(new)
     lifecycle.configure(new.handle_signals)
     return previous
 
 
+def _switch(new: Config | None) -> Config | None:
+    """Make ``new`` current; what was recorded before goes to the sinks of the configuration it was made under."""
+    dispatcher.barrier()
+    with state.lock:
+        previous = state.config
+        state.config = new
+        dispatcher.inline = new is not None and new.strict
+    if previous is not new:
+        # What the explicit API remembers was read from, and written to, the old sinks.
+        state.forget_explicit()
+    return previous
+
+
 def configure_from_env(strict: bool = False, schema: Schema | None = None) -> Config | None:
-    """Configure from the environment: Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set.
+    """Configure the sinks the environment asks for (:func:`jobtrace.sinks.sinks_from_env`).
 
-    Uses :meth:`AirtableSink.from_env <jobtrace.sinks.AirtableSink.from_env>`
-    (also ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``); with neither set,
-    the LogSink. With only one of the two set, ``ConfigurationError`` naming the
-    missing one (a half-done setup must not fall back to logs in silence).
-    Returns what :func:`configure` returns.
+    Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set (also
+    ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``); with neither set, the
+    default LogSink. With only one of the two set, ``ConfigurationError``
+    naming the missing one (a half-done setup must not fall back to logs in
+    silence). Returns what :func:`configure` returns.
     """
-    present = {name: bool(os.environ.get(name, "").strip()) for name in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID")}
-    if all(present.values()):
-        from .sinks.airtable import AirtableSink
+    from .sinks import sinks_from_env
 
-        return configure([AirtableSink.from_env()], strict=strict, schema=schema)
-    if any(present.values()):
-        (found,) = (name for name, here in present.items() if here)
-        (missing,) = (name for name, here in present.items() if not here)
-        raise ConfigurationError(
-            f"{found} is set but {missing} is not: set {missing} too to track to Airtable "
-            f"(or unset {found} to use the log sink)"
-        )
-    return configure(None, strict=strict, schema=schema)
+    return configure(sinks_from_env(os.environ), strict=strict, schema=schema)
 
 
 def restore(config: Config | None) -> None:
     """Put back a configuration returned by :func:`configure` (None: unconfigured)."""
-    global _config
-    with _lock:
-        _config = config
+    _switch(config)
 
 
 def get_config() -> Config:
     """The current configuration; the first call configures the default (LogSink)."""
-    config = _config
+    config = state.config
     if config is None:
-        with _lock:
-            config = _config
+        with state.lock:
+            config = state.config
         if config is None:
             configure()
-            config = _config
+            config = state.config
             assert config is not None
     return config
 
 
 def configured() -> Config | None:
     """The current configuration, or None when jobtrace is not configured (never configures)."""
-    return _config
+    return state.config
+
+
+def load_structlog_contextvars() -> Any:
+    """``structlog.contextvars`` (imported on first use: only when binding is on)."""
+    return _load_structlog()
 
 
 def _load_structlog() -> Any:
@@ -181,14 +186,73 @@ def _load_structlog() -> Any:
     return structlog.contextvars
 
 
+def deliver(entries: list[Entry]) -> None:
+    """Turn records' submitted entries into Changes and hand them, in order, to every sink.
+
+    The dispatcher calls this with what it took from its queue. A sink that
+    overrides ``write_many`` gets a batch of several changes in one call; any
+    other sink, and any single change, goes through ``write``, each failure
+    counted on its own.
+    """
+    config = state.config or get_config()
+    if len(entries) > 1 and all(sink.coalesces for sink in config.sinks):
+        entries = coalesce(entries)
+    changes = [run.make_change(event, fields, ts, stamp) for run, event, fields, ts, stamp in entries]
+    batched = len(changes) > 1
+    for sink in config.sinks:
+        if batched and type(sink).write_many is not Sink.write_many:
+            try:
+                sink.write_many(changes)
+            except Exception as exc:
+                run_ids = ", ".join(sorted({c.run_id for c in changes}))
+                _sink_failed(config, sink, "write_many", exc, run_ids)
+            continue
+        write = sink.write
+        for change in changes:
+            try:
+                write(change)
+            except Exception as exc:
+                _sink_failed(config, sink, "write", exc, change.run_id)
+
+
+def coalesce(entries: list[Entry]) -> list[Entry]:
+    """Merge each run of consecutive entries of one record into one entry: fields applied in order
+    (later over earlier, time stamps formatted first) and the last entry's time. The event is
+    ``end`` if the run holds an end, else ``start`` if it holds a start (sinks such as the
+    AirtableSink keep track of open runs by those two), else ``update``.
+
+    Only neighbours merge (a client run's start, updates and end usually are), so no record's
+    changes move past another change of the same record: order per record is kept.
+    """
+    out: list[Any] = []
+    last = None
+    slot: list[Any] = []
+    for run, event, fields, ts, stamp in entries:
+        if stamp is not None:
+            fields[stamp] = utc_iso(ts)
+        if run is last:
+            slot[2].update(fields)  # the dispatcher owns submitted dicts: merging into the first is safe
+            if event == END or slot[1] != START:
+                slot[1] = event  # a start followed by updates stays a start: sinks track open runs by it
+            slot[3] = ts
+        else:
+            slot = [run, event, fields, ts, None]
+            out.append(slot)
+            last = run
+    return out
+
+
 def emit(change: Change) -> None:
-    """Hand one change to every sink. Never raises a sink's error unless strict."""
-    config = _config or get_config()
+    """Hand one change to every sink, on this thread. Never raises a sink's error unless strict."""
+    config = state.config or get_config()
     for sink in config.sinks:
         try:
             sink.write(change)
         except Exception as exc:
             _sink_failed(config, sink, "write", exc, change.run_id)
+
+
+dispatcher.set_deliver(deliver)
 
 
 def sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
@@ -197,11 +261,10 @@ def sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: s
 
 
 def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
-    global _sink_errors, _last_error
     text = redact(str(exc))
-    with _lock:
-        _sink_errors += 1
-        _last_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {text}"
+    with state.lock:
+        state.sink_errors += 1
+        state.last_sink_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {text}"
     if config.strict:
         error = SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {text}")
         # A cause that quotes a secret must not travel with the exception.
@@ -226,13 +289,13 @@ def add_flush_hook(hook: Callable[[], None]) -> None:
 
 def flush(timeout: float = 10.0) -> bool:
     """Wait until every sink has delivered everything; True if all did within ``timeout``."""
-    config = _config
+    config = state.config
     if config is None:
-        return True
+        return dispatcher.barrier(timeout)
+    deadline = time.monotonic() + timeout
     for hook in _flush_hooks:
         hook()
-    deadline = time.monotonic() + timeout
-    ok = True
+    ok = dispatcher.barrier(timeout)
     for sink in config.sinks:
         try:
             ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok
@@ -244,13 +307,13 @@ def flush(timeout: float = 10.0) -> bool:
 
 def shutdown(timeout: float = 10.0) -> bool:
     """Flush and close every sink, then return to the unconfigured state."""
-    global _config
-    with _lock:
-        config, _config = _config, None
-    if config is None:
-        return True
     deadline = time.monotonic() + timeout
-    ok = True
+    for hook in _flush_hooks:
+        hook()
+    ok = dispatcher.barrier(timeout)
+    config = _switch(None)
+    if config is None:
+        return ok
     for sink in config.sinks:
         try:
             ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok
@@ -269,8 +332,8 @@ def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, A
     ``RecordUnavailableError``: the caller must not write values it cannot
     trust over a record that may exist.
     """
-    global _sink_errors, _last_error
     config = get_config()
+    dispatcher.barrier()
     failures: list[str] = []
     for sink in config.sinks:
         try:
@@ -278,9 +341,9 @@ def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, A
         except Exception as exc:
             text = redact(str(exc))
             failures.append(f"{type(sink).__name__}: {type(exc).__name__}: {text}")
-            with _lock:
-                _sink_errors += 1
-                _last_error = f"{type(sink).__name__}.read: {type(exc).__name__}: {text}"
+            with state.lock:
+                state.sink_errors += 1
+                state.last_sink_error = f"{type(sink).__name__}.read: {type(exc).__name__}: {text}"
             continue
         if found is not None:
             return found
@@ -303,32 +366,42 @@ def diagnostics() -> dict[str, Any]:
     ``diagnostics()``: for the Airtable sink, requests, 429s, retries, backlog,
     undeliverable records).
     """
-    config = _config
+    dispatcher.barrier()
+    config = state.config
     per_sink: list[dict[str, Any]] = []
     for sink in config.sinks if config is not None else ():
         try:
             per_sink.append({"sink": type(sink).__name__, **sink.diagnostics()})
         except Exception as exc:  # a broken sink must not break the caller's health check
             per_sink.append({"sink": type(sink).__name__, "error": redact(f"{type(exc).__name__}: {exc}")})
-    return {"sink_errors": _sink_errors, "last_sink_error": _last_error, "sinks": per_sink}
+    return {
+        "sink_errors": state.sink_errors,
+        "last_sink_error": state.last_sink_error,
+        "dispatch_backlog": dispatcher.backlog,
+        "sinks": per_sink,
+    }
 
 
 def close_sinks(timeout: float) -> bool:
     """Close every configured sink within ``timeout`` seconds in total (the exit path).
 
-    Bounded: a dead backend must not hang the interpreter's exit. Whatever a
-    sink cannot deliver in time is its own to keep (the Airtable sink journals it).
+    Bounded: a dead backend must not hang the interpreter's exit. What was
+    recorded is first handed over by the dispatcher (within the same bound);
+    whatever a sink cannot deliver in time is its own to keep (the Airtable
+    sink journals it).
     """
-    config = _config
-    if config is None:
-        return True
     deadline = time.monotonic() + timeout
+    config = state.config
+    if config is None:
+        return dispatcher.barrier(timeout)
     for hook in _flush_hooks:
         try:
             hook()
         except Exception as exc:
             logger.error("jobtrace: a flush hook failed at exit: %s", exc)
-    ok = True
+    ok = dispatcher.barrier(max(0.0, deadline - time.monotonic()))
+    if not ok:
+        logger.error("jobtrace: %d changes were still queued for the sinks at exit", dispatcher.backlog)
     for sink in config.sinks:
         try:
             ok = sink.flush(max(0.0, deadline - time.monotonic())) and ok

@@ -28,7 +28,6 @@ is touched (``'Notes'`` and ``'Source'`` point to ``'System Notes'``).
 from __future__ import annotations
 
 import re
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
@@ -36,10 +35,11 @@ from typing import Any, Final
 from . import tracker
 from .changes import CLIENT, JOB
 from .errors import InvalidValueError
-from .instrument import _active_jobs
-from .records import ClientRun, JobRun, JoinedJobRun, Status
+from .process_state import state
+from .records import ClientRun, JobRun, JoinedJobRun
 from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
 from .schema import TableSchema
+from .statuses import Status
 from .values import has_surrogates
 
 __all__ = [
@@ -57,11 +57,10 @@ REMEMBERED: Final = 10_000
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
-# One lock for find-or-create: "updating a run no sink knows creates it once,
-# never twice" must hold when two webhook calls for one run arrive together.
-_lock = threading.RLock()
-_jobs: OrderedDict[str, JobRun] = OrderedDict()
-_clients: OrderedDict[tuple[str, str], ClientRun] = OrderedDict()
+# What this API remembers lives in jobtrace.process_state (explicit_jobs, explicit_clients),
+# forgotten whenever the configuration changes. One lock for find-or-create:
+# "updating a run no sink knows creates it once, never twice" must hold when two
+# webhook calls for one run arrive together.
 
 
 # -- the guide's functions --------------------------------------------------------------
@@ -217,15 +216,15 @@ def _remember(registry: OrderedDict[Any, Any], key: Any, run: Any) -> None:
 
 def _live_job(run_id: str) -> JobRun | None:
     """The job run this process holds for ``run_id`` (tracked_job or this API), if any."""
-    live = _active_jobs.get(run_id)
+    live = state.live_job(run_id)
     if live is not None and not isinstance(live, JoinedJobRun):
         return live
-    return _jobs.get(run_id)
+    return state.explicit_jobs.get(run_id)
 
 
 def _job(run_id: str, job_type: str | None) -> tuple[JobRun, bool]:
     """Find or create the job run; True when this call created its record."""
-    with _lock:
+    with state.explicit_lock:
         live = _live_job(run_id)
         if live is not None:
             return live, False
@@ -238,15 +237,15 @@ def _job(run_id: str, job_type: str | None) -> tuple[JobRun, bool]:
         else:
             run = JobRun(config.schema, run_id, job_type or "")
             created = True
-        _remember(_jobs, run_id, run)
+        _remember(state.explicit_jobs, run_id, run)
         return run, created
 
 
 def _client(run_id: str, client_id: str) -> tuple[ClientRun, bool]:
     """Find or create the client run; True when this call created its record."""
     key = (run_id, client_id)
-    with _lock:
-        run = _clients.get(key)
+    with state.explicit_lock:
+        run = state.explicit_clients.get(key)
         if run is not None:
             return run, False
         config = tracker.get_config()
@@ -258,5 +257,5 @@ def _client(run_id: str, client_id: str) -> tuple[ClientRun, bool]:
         else:
             run = ClientRun(config.schema, run_id, client_id, None, job, attach=None)
             created = True
-        _remember(_clients, key, run)
+        _remember(state.explicit_clients, key, run)
         return run, created

@@ -9,6 +9,10 @@ A sink has four verbs, called by jobtrace (never by the instrumented job):
     Accept one :class:`~jobtrace.changes.Change`. Called from any thread or
     event loop, often concurrently: it must be thread-safe and must return at
     once (no network I/O on the caller's thread; queue it instead).
+``write_many(changes)`` (optional)
+    Accept several changes at once, in order. The dispatcher hands a sink that
+    overrides it each batch it took from its queue in one call (one lock, one
+    wake-up of a writer thread); by default it calls ``write`` for each.
 ``flush(timeout)``
     Block until everything written so far is delivered, or ``timeout`` seconds
     pass. Return True when everything was delivered.
@@ -35,7 +39,7 @@ counts it and goes on, unless ``configure(strict=True)``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,12 +52,27 @@ __all__ = ["Sink"]
 class Sink(abc.ABC):
     """Base class of every sink. Subclasses implement :meth:`write`; the rest is optional."""
 
+    coalesces: bool = False
+    """True for a sink that only needs each record's latest fields, not every transition (the
+    MemorySink, the AirtableSink). When every configured sink says so, the dispatcher merges a
+    batch's changes of one record into one Change (fields applied in order, later over earlier;
+    the last change's event and time) before handing them over: less work per client run."""
+
+    binds_structlog: bool = False
+    """True for a sink whose output is structlog's (the LogSink): then ``configure()`` binds
+    ``run_id``/``client_id`` in ``structlog.contextvars`` while a run is active, by default."""
+
     def start(self, schema: Schema) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once when configured; raise ``ConfigurationError`` if the schema cannot work."""
 
     @abc.abstractmethod
     def write(self, change: Change) -> None:
         """Accept one change. Thread-safe, non-blocking."""
+
+    def write_many(self, changes: Sequence[Change]) -> None:
+        """Accept several changes, in order (override for a cheaper batch; the default calls write)."""
+        for change in changes:
+            self.write(change)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Deliver everything written so far within ``timeout`` seconds; True if all was delivered."""

@@ -22,6 +22,8 @@ class LogSink(Sink):
     if the log destination can be slow.
     """
 
+    binds_structlog = True
+
     def __init__(self, logger: Any = None, level: str = "info") -> None:
         self._logger = logger if logger is not None else structlog.get_logger("jobtrace")
         self._level = level

@@ -11,6 +11,7 @@ import pytest
 
 import jobtrace
 from jobtrace.changes import CLIENT, JOB
+from jobtrace.process_state import state
 from jobtrace.schema import Schema
 from jobtrace.sinks import AirtableSink, LogSink
 from jobtrace.sinks.airtable import check_base, make_api
@@ -189,11 +190,11 @@ def test_configure_from_env_with_only_one_of_key_and_base_names_the_missing_one(
     values = {"AIRTABLE_API_KEY": "patSecretValue123", "AIRTABLE_BASE_ID": BASE_ID}
     monkeypatch.setenv(given, values[given])
     monkeypatch.setenv(missing, "  \n")  # blank counts as unset
-    before = jobtrace.tracker._config
+    before = state.config
     with pytest.raises(jobtrace.ConfigurationError, match=f"{given} is set but {missing} is not") as caught:
         jobtrace.configure_from_env()
     assert "patSecretValue123" not in str(caught.value)
-    assert jobtrace.tracker._config is before  # nothing was configured
+    assert state.config is before  # nothing was configured
 
 
 def test_a_sink_for_a_well_formed_but_unknown_base_is_refused_at_configuration(

@@ -15,7 +15,7 @@ import pytest
 import jobtrace
 from jobtrace import tracking
 from jobtrace.sinks import AirtableSink
-from jobtrace.testing import AirtableEmulator, Fault
+from jobtrace.testing import AirtableEmulator, Fault, reset
 
 from .conftest import BASE_ID, JOBS, SinkFactory, fields_by_client
 
@@ -32,13 +32,9 @@ def sink(make_sink: SinkFactory) -> Iterator[AirtableSink]:
 @pytest.fixture(autouse=True)
 def _fresh_explicit_api() -> Iterator[None]:
     """The explicit API remembers nothing at the start (as in the webhook's own process)."""
-    with tracking._lock:
-        tracking._jobs.clear()
-        tracking._clients.clear()
+    reset(keep_configuration=True)
     yield
-    with tracking._lock:
-        tracking._jobs.clear()
-        tracking._clients.clear()
+    reset(keep_configuration=True)
 
 
 def _job_fields(emulator: AirtableEmulator) -> dict[str, Any]:

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import jobtrace.testing
 from jobtrace.changes import Change
 from jobtrace.sinks import Sink
 
-
-class RecordingSink(Sink):
-    """Keeps every change it receives, in order (to check what a job emitted, not just the result)."""
-
-    def __init__(self) -> None:
-        self.changes: list[Change] = []
-
-    def write(self, change: Change) -> None:
-        # list.append is atomic: safe from many threads without a lock.
-        self.changes.append(change)
+# The public test double (every change, in order; reads wait for the dispatcher).
+RecordingSink = jobtrace.testing.RecordingSink
 
 
 class FailingSink(Sink):

@@ -94,7 +94,8 @@ def test_a_live_processes_rows_and_runs_are_never_taken(emulator: AirtableEmulat
         result = replay(emulator.api_key, BASE_ID, journal_path=journal_path, endpoint_url=emulator.url, timeout=5)
         assert (result.claimed, result.closed) == (0, 0)
         assert result.live_rows > 0
-        assert records(emulator, JOBS) == []
+        # The live process may deliver its own records now that Airtable is up; none was closed for it.
+        assert all(job.get("Status") == "Running" for job in records(emulator, JOBS))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

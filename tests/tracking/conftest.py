@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import jobtrace
-from jobtrace import tracking
 from jobtrace.schema import default_base_metadata
 from jobtrace.sinks import MemorySink
+from jobtrace.testing import reset
 
 BASE_ID = "appTrackingApi001"
 
@@ -34,9 +34,7 @@ def _forget_records() -> Iterator[None]:
 
 def forget() -> None:
     """Drop what the explicit API remembers, as if this were a new process."""
-    with tracking._lock:
-        tracking._jobs.clear()
-        tracking._clients.clear()
+    reset(keep_configuration=True)
 
 
 @pytest.fixture

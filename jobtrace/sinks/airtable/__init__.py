@@ -32,9 +32,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ...changes import CLIENT, END, JOB, START, Change
 from ...errors import ConfigurationError, JobtraceError, SinkError
-from ...records import Status
 from ...redaction import redact
 from ...schema import Schema, TableSchema
+from ...statuses import Status
 from ..base import Sink
 from .budget import DEFAULT_APPLICATION_HEADROOM, Budget, budget_for, budgeted_api
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
@@ -125,6 +125,8 @@ class AirtableSink(Sink):
     ``write()`` only queues; see :mod:`jobtrace.sinks.airtable.writer` for what
     the background writer does and guarantees.
     """
+
+    coalesces = True  # the writer merges a record's pending changes into one write anyway
 
     def __init__(
         self,
@@ -631,6 +633,6 @@ def _heartbeat_in(metadata: Mapping[str, Any], table_name: str) -> str | None:
 
 
 def _now_iso() -> str:
-    from ...records import utc_iso
+    from ...changes import utc_iso
 
     return utc_iso()

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import requests
 from pyairtable import Api
 
-from ...records import Status
 from ...schema import COMPUTED_TYPES, DATETIME_TYPES, NUMBER_TYPES, TEXT_TYPES, Schema, TableSchema
+from ...statuses import Status
 
 __all__ = ["TRACKER_STATUSES", "Problem", "base_metadata", "check_base"]
 

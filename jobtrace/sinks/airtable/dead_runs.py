@@ -23,7 +23,9 @@ from typing import Any
 
 from pyairtable import Api, formulas
 
-from ...records import Status, append_note, utc_iso
+from ...changes import utc_iso
+from ...notes import append_note
+from ...statuses import Status
 from .journal import DeadRun, Journal, RunEvent
 from .throttle import RequestLimiter
 from .writer import Writer
