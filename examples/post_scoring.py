@@ -5,9 +5,13 @@ simulated (posts, tokens, a little sleep); one client fails on purpose, so the
 job ends ``Completed with Errors`` and that client's record is ``Failed``.
 
 With ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` set, the records go to that
-base. Otherwise the example starts jobtrace's local Airtable emulator, seeded
-with the default base, and prints both tables as they ended up, plus the
-number of API requests it took (needs ``pip install 'jobtrace[airtable]'``).
+base (for one that outlives the example, run ``jobtrace emulator --data
+emulator.json`` in another terminal and paste the ``export`` lines it prints).
+Otherwise the example starts a temporary local Airtable emulator, seeded with
+the default base, and prints both tables as they ended up, plus the number of
+API requests it took (needs ``pip install 'jobtrace[airtable]'``). Either way it
+prints the run ID, where the records went, how to look at them, and why the job
+record's counts differ from the posts scored.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ CLIENTS = [
     "Soylent",
 ]
 FAILING_CLIENT = "Initech"
+#: Posts each client's run counted (Posts Processed), failed or not: to explain the job's total.
+COUNTED: dict[str, int] = {}
 
 
 class ScoringError(Exception):
@@ -53,13 +59,18 @@ async def score_client(client_id: str, rng: random.Random) -> int:
                 raise ScoringError(f"scoring service returned 503 for batch at post {batch_start}")
             scored += batch
             client.incr(posts_processed=batch, posts_successfully_scored=batch, token_usage=batch * 150)
+            COUNTED[client_id] = COUNTED.get(client_id, 0) + batch
         client.note(f"Scored {scored} of {posts} posts")
         return scored
+
+
+RUN: dict[str, str] = {}
 
 
 @jobtrace.tracked_job("post-scoring")
 async def score_posts(clients: list[str], seed: int = 7) -> dict[str, int]:
     """Score every client's posts; a failing client does not stop the others."""
+    RUN["id"] = jobtrace.current_run_id() or ""
     rng = random.Random(seed)
     jobtrace.note(f"Started batch scoring job for {len(clients)} clients")
     results: dict[str, int] = {}
@@ -82,10 +93,30 @@ def main() -> None:
         jobtrace.configure_from_env()
         results = asyncio.run(score_posts(CLIENTS))
         delivered = jobtrace.flush(60)
-        print(f"Scored {sum(results.values())} posts for {len(results)} of {len(CLIENTS)} clients.")
-        print(f"Records in base {os.environ['AIRTABLE_BASE_ID']}: {'delivered' if delivered else 'journaled'}.")
+        print_outcome(results)
+        where = os.environ.get("AIRTABLE_ENDPOINT_URL") or "Airtable"
+        state = "delivered" if delivered else "journaled, not delivered yet (run 'jobtrace replay')"
+        print(f"The records went to base {os.environ['AIRTABLE_BASE_ID']} at {where}: {state}.")
+        print("Look at them with:")
+        print(f"  jobtrace show {RUN['id']}")
+        print(f"  jobtrace report {RUN['id']} -o report.html")
         return
     run_against_emulator()
+
+
+def print_outcome(results: dict[str, int]) -> None:
+    """The run ID, the posts scored, and why the job record's Posts Processed is more."""
+    scored = sum(results.values())
+    counted = sum(COUNTED.values())
+    print(f"Run {RUN['id']}: scored {scored} posts for {len(results)} of {len(CLIENTS)} clients.")
+    failed = {c: n for c, n in COUNTED.items() if c not in results}
+    if counted != scored:
+        lost = ", ".join(f"{c}'s {n}" for c, n in failed.items())
+        print(
+            f"The job record's Posts Processed says {counted}: it sums every client run's Posts Processed, "
+            f"including what failed clients counted before they failed ({lost}); "
+            f"Clients Failed and the client records say which."
+        )
 
 
 def run_against_emulator() -> None:
@@ -104,10 +135,18 @@ def run_against_emulator() -> None:
         results = asyncio.run(score_posts(CLIENTS))
         jobtrace.flush(60)
         jobtrace.shutdown()
-        print(f"Scored {sum(results.values())} posts for {len(results)} of {len(CLIENTS)} clients.\n")
+        print_outcome(results)
+        print(
+            f"The records went to a temporary local Airtable emulator (base {base_id} at {emulator.url}), "
+            "gone when this example ends. They were:\n"
+        )
         for record in emulator.records(base_id, "Job Tracking"):
             print("Job Tracking")
             for name, value in record["fields"].items():
+                if isinstance(value, dict):  # a formula's NaN or error (e.g. while End Time is empty)
+                    value = ""
+                elif isinstance(value, float) and name.endswith("Rate"):  # a percent formula
+                    value = f"{value:.1%}"
                 text = str(value).replace("\n", "\n" + " " * 26)
                 print(f"  {name:<22}  {text}")
         print("\nClient Run Results")
@@ -119,6 +158,13 @@ def run_against_emulator() -> None:
                 f"{fields.get('Token Usage', 0):>7}  {fields.get('Errors', '')}"
             )
         print(f"\n{len(emulator.requests)} Airtable API requests (the schema check included).")
+        print(
+            "\nTo keep the records and look at them afterwards: run 'jobtrace emulator --data emulator.json' in "
+            "another terminal, paste the export lines it prints, run this example again, then:"
+        )
+        print("  jobtrace show RUN_ID")
+        print("  jobtrace report RUN_ID -o report.html")
+        print("  jobtrace watch            (while a job runs)")
 
 
 if __name__ == "__main__":

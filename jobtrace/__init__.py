@@ -28,6 +28,7 @@ from .errors import (
     JobtraceError,
     NoActiveRunError,
     RecordNotFoundError,
+    RecordUnavailableError,
     SinkError,
     UnknownFieldError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "JobtraceError",
     "NoActiveRunError",
     "RecordNotFoundError",
+    "RecordUnavailableError",
     "RunContext",
     "RunId",
     "Schema",

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
+from ._text import VisibleWriter, visible
+from .argtypes import positive_count, positive_seconds
 from .errors import JobtraceError
 from .run_ids import parse_run_id, validate_job_run_id
 from .schema import Schema
@@ -78,16 +80,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         return now - timedelta(**{_UNITS[unit]: amount})
     except OverflowError:
         raise UserError(f"--since {text!r} reaches back before year 1") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 # -- talking to Airtable -------------------------------------------------------------------
@@ -183,7 +175,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).replace("\n", " ")
+    text = visible(str(value).replace("\n", " "))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -191,6 +183,13 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+
+
+# Public names for the command modules registered below (jobtrace/_cli_*.py).
+read_settings = _settings
+call_airtable = _call
+explain_airtable_error = _airtable_error
+table_clients = _tables
 
 
 # -- the commands ----------------------------------------------------------------------------------
@@ -311,16 +310,17 @@ def cmd_show(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
         duration = _duration(job_fields, job_names.start_time, job_names.end_time, now)
         # "Elapsed": measured here from Start/End Time; the base may have its own Duration formula.
         shown = {**job_fields, "Elapsed": duration} if duration else dict(job_fields)
+        formatter = _formatter(schema.job.name)
         width = max(len(k) for k in shown)
         for key in _field_order(schema.job.fields, shown):
             value = shown[key]
             if key == job_names.notes and isinstance(value, str):
-                lines = value.splitlines() or [""]
-                print(f"  {key.ljust(width)}  {lines[0]}", file=out)
+                lines = value.split("\n")
+                print(f"  {visible(key).ljust(width)}  {visible(lines[0])}", file=out)
                 for line in lines[1:]:
-                    print(f"  {''.ljust(width)}  {line}", file=out)
+                    print(f"  {''.ljust(width)}  {visible(line)}", file=out)
             else:
-                print(f"  {key.ljust(width)}  {_cell(value)}", file=out)
+                print(f"  {visible(key).ljust(width)}  {_cell(formatter(key, value))}", file=out)
     print(file=out)
     if not client_fields:
         print("No client runs.", file=out)
@@ -347,6 +347,15 @@ def cmd_show(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
     return 0
 
 
+def _formatter(table_name: str) -> Any:
+    """Formats cells of a table of the default base by their types (percent, duration, NaN...)."""
+    from ._display import CellFormatter
+    from .schema import default_base_metadata
+
+    tables = {t["name"]: t for t in default_base_metadata()["tables"]}
+    return CellFormatter(tables.get(table_name))
+
+
 def _field_order(fields: Mapping[str, Any], shown: Mapping[str, Any]) -> list[str]:
     order = {name: i for i, name in enumerate(fields)}
     return sorted(shown, key=lambda k: (order.get(k, len(order)), k))
@@ -355,6 +364,10 @@ def _field_order(fields: Mapping[str, Any], shown: Mapping[str, Any]) -> list[st
 def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     from .sinks.airtable import check_base, make_api
 
+    if getattr(args, "fix", False):
+        from ._cli_schema import cmd_fix
+
+        return cmd_fix(args, env, out)
     settings = _settings(env)
     schema = Schema.default()
     where = settings.endpoint_url or "https://api.airtable.com"
@@ -418,7 +431,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {visible(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Look at jobtrace runs in Airtable, check the base, replay the journal, serve an emulator. "
         "Configuration: AIRTABLE_API_KEY, AIRTABLE_BASE_ID, AIRTABLE_ENDPOINT_URL (optional), JOBTRACE_JOURNAL.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"jobtrace {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -437,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--status", help="only runs with this status (e.g. running, failed)")
     runs.add_argument("--job-type", help="only runs of this job type")
     runs.add_argument("--since", help="only runs started within this long: 30m, 12h, 2d, 1w")
-    runs.add_argument("--limit", type=_positive, default=20, help="at most this many runs (default 20)")
+    runs.add_argument("--limit", type=positive_count, default=20, help="at most this many runs (default 20)")
     runs.add_argument("--json", action="store_true", help="print the records' fields as JSON")
     runs.set_defaults(handler=cmd_runs)
 
@@ -454,7 +470,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the configuration and the base's schema against jobtrace's field mapping; "
         "print what is wrong and how to fix it. Exit status 1 when the sink would refuse the base.",
     )
+    check.add_argument("--fix", action="store_true", help="add the fields the mapping needs and the base lacks")
+    check.add_argument("--yes", action="store_true", help="with --fix: do not ask before changing the base")
     check.set_defaults(handler=cmd_check)
+
+    from . import _cli_report, _cli_schema, _cli_watch
+
+    _cli_schema.add_parser(sub)  # schema export, schema roles
+    _cli_watch.add_parser(sub)
+    _cli_report.add_parser(sub)
 
     rep = sub.add_parser(
         "replay",
@@ -462,7 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deliver the changes earlier processes could not deliver (the journal) to the base.",
     )
     rep.add_argument("--journal", help="the journal file (default: $JOBTRACE_JOURNAL or the user's state directory)")
-    rep.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)")
+    rep.add_argument(
+        "--timeout", type=positive_seconds, default=120.0, help="give up after this many seconds (default 120)"
+    )
     rep.add_argument(
         "--retry-undeliverable", action="store_true", help="also resend what Airtable refused before (after a fix)"
     )
@@ -485,13 +511,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """Run the ``jobtrace`` command; return the exit status."""
     args = build_parser().parse_args(argv)
     environ = os.environ if env is None else env
+    # Every output shows control characters from the records visibly (never raw): see _text.
+    out: Any = sys.stdout if getattr(args, "raw_terminal", False) else VisibleWriter(sys.stdout)
     try:
-        code: int = args.handler(args, environ, sys.stdout)
+        code: int = args.handler(args, environ, out)
     except UserError as exc:
-        print(f"jobtrace: error: {exc}", file=sys.stderr)
+        print(f"jobtrace: error: {visible(str(exc))}", file=sys.stderr)
         return 1
     except JobtraceError as exc:
-        print(f"jobtrace: error: {exc}", file=sys.stderr)
+        print(f"jobtrace: error: {visible(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

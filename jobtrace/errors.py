@@ -11,6 +11,7 @@ builtin a caller would naturally catch::
     ├── InvalidValueError          (ValueError)  wrong type for a field, unknown status
     ├── NoActiveRunError           (RuntimeError)  client_run/note/incr outside any run
     ├── RecordNotFoundError        (LookupError)  no sink knows the record asked for
+    │   └── RecordUnavailableError  no sink could read it back (a resume that would clobber it)
     ├── ConfigurationError         (ValueError)  bad configuration, schema mismatch
     └── SinkError                  (RuntimeError)  a sink failed (raised only with strict=True)
 
@@ -30,6 +31,7 @@ __all__ = [
     "JobtraceError",
     "NoActiveRunError",
     "RecordNotFoundError",
+    "RecordUnavailableError",
     "SinkError",
     "UnknownFieldError",
 ]
@@ -73,6 +75,14 @@ class NoActiveRunError(JobtraceError, RuntimeError):
 
 class RecordNotFoundError(JobtraceError, LookupError):
     """A record was asked for (by run ID, client ID) and no sink knows it."""
+
+
+class RecordUnavailableError(RecordNotFoundError):
+    """A record had to be read back (a resume, an attach, a webhook update) and no sink could read it.
+
+    Raised at the call, before anything is written: continuing a record whose
+    counters, notes and Start Time are unknown would overwrite them.
+    """
 
 
 class ConfigurationError(JobtraceError, ValueError):

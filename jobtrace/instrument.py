@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from .errors import InvalidValueError, NoActiveRunError
 from .records import ClientRun, JobRun, JoinedJobRun
 from .run_ids import MAX_CLIENT_ID_LENGTH, generate_run_id, validate_client_id, validate_job_run_id
 from .state import state
+from .values import has_surrogates
 
 __all__ = ["client_run", "exit_job", "incr", "join_parent", "note", "tracked_job", "update"]
 
@@ -147,7 +149,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
             raise NoActiveRunError(
                 f"client_run({client_id!r}) needs a run: call it inside a @tracked_job function or "
                 f"'with tracked_job(...)' block, or pass run_id='YYMMDD-HHMMSS' to attach to an "
-                f"existing run (a webhook or resume script)"
+                f"existing run (a webhook or resume script).{_lost_context_hint()}"
             )
         run_id = parent.run_id
         job_run = state.active_jobs.get(run_id)
@@ -162,7 +164,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         run = ClientRun(config.schema, run_id, client_id, name, None, attach=record or {})
         scope = ClientScope(run, owner=False)
     else:
-        scope = ClientScope(ClientRun(config.schema, run_id, client_id, name, job_run), owner=True)
+        scope = ClientScope(_shared_client_run(config, run_id, client_id, name, job_run), owner=True)
     scope.token = client_scope.set(scope)
     if config.bind_structlog:
         if job is not None and job.structlog_tokens is not None and job.run.run_id == run_id:
@@ -181,10 +183,80 @@ def _handed_client(job: JobScope | None, run_id: str) -> str | None:
     return parent.client_id if parent is not None and parent.run_id == run_id else None
 
 
+class _Shared:
+    """A client run entered more than once at the same time (two tasks given the same client)."""
+
+    __slots__ = ("entries", "exc", "run")
+
+    def __init__(self) -> None:
+        self.run: ClientRun | None = None
+        self.entries = 1
+        self.exc: BaseException | None = None
+
+
+# state.live_clients: (run ID, client ID) -> the client run live in this process, so
+# that a second client_run() of the same client joins it (one record, exact counters).
+
+
+def _shared_client_run(
+    config: tracker.Config, run_id: str, client_id: str, name: str | None, job_run: JobRun | None
+) -> ClientRun:
+    """The client run for ``client_id`` in ``run_id``: the live one if some other task or thread is in it."""
+    key = (run_id, client_id)
+    with state.clients_lock:
+        shared: _Shared | None = state.live_clients.get(key)
+        starter = shared is None
+        if shared is None:
+            shared = state.live_clients[key] = _Shared()
+        else:
+            shared.entries += 1
+            run = shared.run
+            if run is not None:
+                return run
+    if starter:
+        try:
+            # Outside the lock: starting may read the record back (a resumed job).
+            shared.run = ClientRun(config.schema, run_id, client_id, name, job_run)
+        except BaseException:
+            with state.clients_lock:
+                if state.live_clients.get(key) is shared:
+                    del state.live_clients[key]
+            raise
+        return shared.run
+    # Another thread is starting it right now (asyncio tasks never get here: starting does not await).
+    assert shared is not None  # set above, under the lock
+    entry: _Shared = shared
+    while entry.run is None:
+        if state.live_clients.get(key) is not entry:  # its start failed: start afresh
+            with state.clients_lock:
+                entry.entries -= 1
+            return _shared_client_run(config, run_id, client_id, name, job_run)
+        time.sleep(0.001)
+    return entry.run
+
+
+def _finish_client(run: ClientRun, exc: BaseException | None) -> None:
+    """Leave a client run; the last of its concurrent entries completes it (Failed if any of them raised)."""
+    key = (run.run_id, run.client_id)
+    with state.clients_lock:
+        shared: _Shared | None = state.live_clients.get(key)
+        if shared is None or shared.run is not run:
+            run.finish(exc)
+            return
+        shared.entries -= 1
+        if exc is not None and shared.exc is None:
+            shared.exc = exc
+        if shared.entries > 0:
+            return
+        del state.live_clients[key]
+        # Under the lock, so a new entry cannot start a second run before this one is rolled up.
+        run.finish(shared.exc)
+
+
 def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
     try:
         if scope.owner:
-            scope.run.finish(exc)
+            _finish_client(scope.run, exc)
     finally:
         if scope.structlog_tokens is not None:
             _unbind(scope.structlog_tokens)
@@ -212,8 +284,8 @@ class tracked_job:
     __slots__ = ("job_type", "run_id")
 
     def __init__(self, job_type: str, run_id: str | None = None) -> None:
-        if not isinstance(job_type, str) or not job_type.strip():
-            raise InvalidValueError(f"job_type must be a non-empty string, got {job_type!r}")
+        if not isinstance(job_type, str) or not job_type.strip() or has_surrogates(job_type):
+            raise InvalidValueError(f"job_type must be a non-empty string without lone surrogates, got {job_type!r}")
         self.job_type = job_type
         self.run_id = validate_job_run_id(run_id) if run_id is not None else None
 
@@ -302,7 +374,24 @@ def _current_run(verb: str) -> JobRun | ClientRun:
     job = job_scope.get()
     if job is not None:
         return job.run
-    raise NoActiveRunError(f"jobtrace.{verb}() needs a run: call it inside a tracked_job or client_run")
+    raise NoActiveRunError(
+        f"jobtrace.{verb}() needs a run: call it inside a tracked_job or client_run.{_lost_context_hint()}"
+    )
+
+
+def _lost_context_hint() -> str:
+    """Why there may be no run here although a job runs in this process: a thread that did not get its context."""
+    with state.active_lock:
+        live = [run.run_id for run in state.active_jobs.values() if not isinstance(run, JoinedJobRun)]
+    if not live:
+        return ""
+    which = f"run {live[0]}" + (f" and {len(live) - 1} more" if len(live) > 1 else "")
+    return (
+        f" A job is running in this process ({which}), but this code does not see it: a plain "
+        f"threading.Thread, concurrent.futures.ThreadPoolExecutor or loop.run_in_executor does not carry "
+        f"the run's context. Wrap the callable with jobtrace.bind(fn) where the thread or task is created, "
+        f"inside the run, or use jobtrace.ThreadPoolExecutor."
+    )
 
 
 def note(text: str) -> None:

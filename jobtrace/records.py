@@ -14,6 +14,7 @@ held only for the mutation and the submit, never across user code or sinks.
 from __future__ import annotations
 
 import logging
+import math
 import operator
 import threading
 import time
@@ -26,6 +27,7 @@ from .dispatch import dispatcher
 from .errors import InvalidValueError, NoActiveRunError
 from .schema import NUMBER_TYPES, Schema, TableSchema
 from .statuses import FAILED_STATUSES, Status, status_for_exception
+from .values import MAX_NUMBER, check_number, safe_text, whole
 
 __all__ = [
     "FAILED_STATUSES",
@@ -59,12 +61,12 @@ _submit_now = dispatcher.submit_now
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    text = safe_text(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _append_note(notes: str, text: str) -> str:
-    line = f"[{utc_iso()}] {text}"
+    line = f"[{utc_iso()}] {safe_text(text)}"
     combined = f"{notes}\n{line}" if notes else line
     if len(combined) <= NOTES_LIMIT:
         return combined
@@ -175,7 +177,12 @@ class _Run:
         # names incr() knows, int or float amounts); anything else takes the slow path.
         resolved: list[tuple[str, Any]] | None = None
         for key, amount in amounts.items():
-            if key not in lookup or (type(amount) is not int and type(amount) is not float):
+            # The chained comparison also refuses NaN and infinities (values.check_number says why).
+            if (
+                key not in lookup
+                or (type(amount) is not int and type(amount) is not float)
+                or not -MAX_NUMBER <= amount <= MAX_NUMBER
+            ):
                 resolved = [(self._counter_name(k, a), a) for k, a in amounts.items()]
                 break
         with self._lock:
@@ -184,10 +191,17 @@ class _Run:
             if resolved is None:
                 for key, amount in amounts.items():
                     name = lookup[key]
-                    delta[name] = counters[name] = counters.get(name, 0) + amount
+                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
+                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
+                        check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
+                    delta[name] = total
             else:
                 for name, amount in resolved:
-                    delta[name] = counters[name] = counters.get(name, 0) + amount
+                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
+                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
+                        check_number(total, f"incr(): the total of {name!r}")
+                    delta[name] = total
+            counters.update(delta)
             if self.kind == CLIENT:
                 _submit((self, UPDATE, delta, _time(), None))
             else:
@@ -201,8 +215,7 @@ class _Run:
             raise InvalidValueError(
                 f"{spec.name!r} of table {table.name!r} is {spec.type}, not a counter; use update({key}=...)"
             )
-        if not isinstance(amount, (int, float)) or isinstance(amount, bool):
-            raise InvalidValueError(f"incr({key}=...) needs a number, got {amount!r}")
+        check_number(amount, f"incr({key}=...)")
         return spec.name
 
     def update(self, **fields: Any) -> None:
@@ -284,7 +297,10 @@ class _Run:
         table = self._table
         for name in table.number_fields:
             value = record.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # Any finite float (what Airtable returns), ints as far as they convert: roll-up sums never raise.
+            if (type(value) is int and -MAX_NUMBER <= value <= MAX_NUMBER) or (
+                type(value) is float and math.isfinite(value)
+            ):
                 self._counters[name] = value
         notes_field = table.names.notes
         if notes_field is not None and isinstance(record.get(notes_field), str):
@@ -325,7 +341,7 @@ class _Run:
 
     def _start_fields(self, resumed: bool) -> dict[str, Any]:
         names = self._table.names
-        fields: dict[str, Any] = {names.status: Status.RUNNING}
+        fields: dict[str, Any] = {names.status: self._table.normalize_status(Status.RUNNING)}
         if resumed:
             # Never an End Time while Running, and no error left over from an earlier attempt.
             if names.end_time is not None:
@@ -346,13 +362,16 @@ class JobRun(_Run):
         "__weakref__",
         "_contributions",
         "_dirty",
+        "_expected",
         "_failed",
         "_last_client",
         "_last_rollup",
+        "_own_progress",
         "_rollup_names",
         "_rollup_zeros",
         "_sums",
         "client_completed",
+        "client_running",
         "job_type",
         "resumed",
     )
@@ -374,27 +393,39 @@ class JobRun(_Run):
         self._rollup_zeros = (0,) * len(self._rollup_names)
         self.client_completed = schema.client.normalize_status(Status.COMPLETED)
         """The client table's spelling of ``Completed`` (looked up once, not per client run)."""
+        self.client_running = schema.client.normalize_status(Status.RUNNING)
+        """The client table's spelling of ``Running``."""
         # client_id -> (failed, counter values in _rollup_names order)
         self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
-        self._sums = [0.0] * len(self._rollup_names)
+        # Integers while the counters are: exact sums, and no int-to-float overflow in the roll-ups.
+        self._sums: list[float] = [0] * len(self._rollup_names)
         self._last_client: str | None = None
         self._last_rollup = 0.0
         self._dirty = False
         self._failed = 0  # contributions that failed, kept as a count: roll-ups stay O(1) per client
+        self._expected: int | None = None
+        self._own_progress = False
         if attach is not None:
             # Continue a record as it is (the explicit API): no start, no reopening.
             self._attach(attach)
             return
-        if resumed:
-            self._seed(tracker.read_record(JOB, run_id, None))
-        fields = self._start_fields(resumed)
+        record = tracker.read_record(JOB, run_id, None) if resumed else None
+        self._seed(record)
+        fields = self._start_fields(record is not None)
+        if resumed and record is None and table.names.notes is not None:
+            # Nothing to continue: a fresh record, with its Start Time, that says why.
+            self._notes = _append_note(
+                self._notes, f"Resume of run {run_id}: no sink found its record, so it started fresh"
+            )
+            fields[table.names.notes] = self._notes
         if table.names.job_type is not None and job_type:
             fields[table.names.job_type] = job_type
         with self._lock:
             # A job's start is delivered on its own thread, once what is queued is:
             # the job's log line comes before anything its body logs, and in strict
             # mode a sink that cannot take the record fails the job's entry.
-            _submit_now((self, START, fields, _time(), None if resumed else table.names.start_time), JOB_END_WAIT)
+            stamp = None if record is not None else table.names.start_time  # a fresh record gets its Start Time
+            _submit_now((self, START, fields, _time(), stamp), JOB_END_WAIT)
 
     def _seed(self, record: Mapping[str, Any] | None) -> None:
         super()._seed(record)
@@ -406,6 +437,33 @@ class JobRun(_Run):
                 name = getattr(names, role)
                 if name is not None and isinstance(record.get(name), (int, float)):
                     self._counters[name] = record[name]
+
+    def expect_clients(self, total: int) -> None:
+        """Say how many client runs this job will have, e.g. ``job.expect_clients(50)``.
+
+        The job record's Progress then reads ``"12 of 50 clients, 1 failed"`` as client
+        runs end (so Airtable views and ``jobtrace watch`` show a bar), unless the code
+        sets Progress itself with ``update(progress=...)``.
+        """
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise InvalidValueError(f"expect_clients() takes a whole number >= 0, got {total!r}")
+        with self._lock:
+            self._expected = total
+            if self._table.names.progress is not None and not self._own_progress and not self._ended:
+                self._emit(UPDATE, {self._table.names.progress: self._progress_text()})
+
+    def update(self, **fields: Any) -> None:
+        progress = self._table.names.progress
+        if self._expected is not None and ("progress" in fields or (progress is not None and progress in fields)):
+            self._own_progress = True
+        super().update(**fields)
+
+    def _progress_text(self) -> str:
+        names = self._table.names
+        done = len(self._contributions) + int(self._counters.get(names.clients_processed or "", 0))
+        failed = self._failed + int(self._counters.get(names.clients_failed or "", 0))
+        text = f"{done} of {self._expected} clients"
+        return f"{text}, {failed} failed" if failed else text
 
     def client_state(self, client_id: str) -> tuple[float, ...] | None:
         """The counters a client run of this job ended with last time (to continue them)."""
@@ -478,6 +536,8 @@ class JobRun(_Run):
         fields: dict[str, Any] = {}
         failed = self._failed
         processed = len(self._contributions)
+        if self._expected is not None and not self._own_progress and names.progress is not None:
+            fields[names.progress] = self._progress_text()
         name = names.clients_processed
         if name is not None:
             fields[name] = counters.get(name, 0) + processed
@@ -490,8 +550,7 @@ class JobRun(_Run):
         if names.last_client_processed is not None and self._last_client is not None:
             fields[names.last_client_processed] = self._last_client
         for name, total in zip(self._rollup_names, self._sums):
-            value: float = counters.get(name, 0) + total
-            fields[name] = int(value) if float(value).is_integer() else value
+            fields[name] = whole(counters.get(name, 0) + total)
         return fields
 
     def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:
@@ -500,8 +559,7 @@ class JobRun(_Run):
         for name, total in zip(self._rollup_names, self._sums):
             value = delta.get(name)
             if value is not None:
-                value += total
-                delta[name] = int(value) if float(value).is_integer() else value
+                delta[name] = whole(value + total)
         return delta
 
     def _emit(self, event: str, fields: dict[str, Any], stamp: str | None = None) -> None:
@@ -623,7 +681,7 @@ class ClientRun(_Run):
             and client_id not in job._contributions
         ):
             # The common case, kept short: a new client run of a job this process runs.
-            _submit((self, START, {names.status: Status.RUNNING}, _time(), names.start_time))
+            _submit((self, START, {names.status: job.client_running}, _time(), names.start_time))
             return
         if attach is not None:
             # Continue a record as it is (the explicit API, a child process): no start.
@@ -654,7 +712,7 @@ class ClientRun(_Run):
                 self._seed(record)
         fields = self._start_fields(resumed)
         if name is not None and names.client_name is not None:
-            fields[names.client_name] = name
+            fields[names.client_name] = safe_text(name) if isinstance(name, str) else name
         # No lock: no other thread can reach this run before __init__ returns.
         _submit((self, START, fields, _time(), None if resumed else names.start_time))
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from .errors import InvalidClientIdError, InvalidRunIdError
+from .values import has_surrogates
 
 __all__ = [
     "MAX_CLIENT_ID_LENGTH",
@@ -77,7 +78,7 @@ def validate_client_id(client_id: object) -> str:
     """Return ``client_id`` if it is a valid client ID, else raise ``InvalidClientIdError``.
 
     Valid: a string of 1 to 200 characters, not only whitespace, without
-    control characters.
+    control characters or lone surrogates.
     """
     # Fast path for the common case (a printable ID is free of control characters).
     if (
@@ -97,6 +98,11 @@ def validate_client_id(client_id: object) -> str:
         )
     if _CONTROL.search(client_id):
         raise InvalidClientIdError(f"client ID must not contain control characters: {client_id!r}")
+    if has_surrogates(client_id):
+        raise InvalidClientIdError(
+            f"client ID {client_id!r} contains a lone surrogate (e.g. half of an emoji cut in two): "
+            f"it cannot be encoded as UTF-8, so Airtable could never match it; pass the whole character"
+        )
     return client_id
 
 

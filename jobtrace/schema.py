@@ -25,17 +25,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ComputedFieldError, ConfigurationError, InvalidValueError, UnknownFieldError
+from .values import check_number, safe_text
 
 __all__ = [
     "CLIENT_ROLES",
     "COMPUTED_TYPES",
     "JOB_ROLES",
     "FieldSpec",
+    "ROLE_DOCS",
+    "ROLE_TYPES",
+    "RoleInfo",
     "RoleNames",
     "Schema",
+    "SchemaMismatchError",
     "TableSchema",
     "default_base_metadata",
     "logical_name",
+    "role_reference",
 ]
 
 TableKind = Literal["job", "client"]
@@ -90,6 +96,32 @@ _REQUIRED_ROLES: Mapping[TableKind, tuple[str, ...]] = {
     "job": ("run_id", "status"),
     "client": ("run_id", "client_id", "status"),
 }
+#: What each role is for, shown in the README's role table (a test keeps the two in step).
+#: A role the default base has no field for is created by ``jobtrace check --fix`` with the type
+#: given here (``ROLE_TYPES``).
+ROLE_DOCS: Mapping[str, str] = {
+    "run_id": "The run's ID (`YYMMDD-HHMMSS`; client runs add `-<client ID>`): the key every write upserts on.",
+    "job_type": "The job's name, as given to `tracked_job(\"post-scoring\")`.",
+    "client_id": "The tenant a client run is for: with Run ID, the client record's key.",
+    "client_name": "A display name for the client (`client_run(id, name=...)`).",
+    "status": "Running, then how the run ended (see Statuses); a base may add its own choices "
+    "or stand its own for jobtrace's (status aliases).",
+    "start_time": "When the run started (UTC).",
+    "end_time": "When the run ended (UTC); empty while it runs.",
+    "progress": "Free text set with `update(progress=...)`; on a job with `expect_clients(n)`, "
+    "\"12 of 50 clients, 1 failed\" unless the code sets it.",
+    "notes": "One timestamped line per `note()`, plus what jobtrace notes itself (failures, resumes).",
+    "errors": "The exception that failed the run (type and message).",
+    "clients_processed": "Client runs ended so far (roll-up).",
+    "clients_succeeded": "Client runs that ended Completed or Completed with Errors (roll-up).",
+    "clients_failed": "Client runs that ended Failed, Cancelled or Interrupted (roll-up).",
+    "last_client_processed": "The client whose run ended last (roll-up).",
+    "heartbeat": "Refreshed while the process lives: a Running record whose heartbeat is old "
+    "belongs to a dead process.",
+}
+#: The field type of each role, for a role the default base has no field for.
+ROLE_TYPES: Mapping[str, str] = {"heartbeat": "dateTime"}
+
 # Roles that jobtrace maintains itself; users set them through dedicated verbs
 # (status=..., note()) or not at all.
 _MANAGED_ROLES = frozenset(
@@ -114,6 +146,18 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 def logical_name(field_name: str) -> str:
     """Return the logical (snake_case) name of an Airtable field name."""
     return _NON_WORD.sub("_", field_name.lower()).strip("_")
+
+
+class SchemaMismatchError(ConfigurationError):
+    """The base does not fit the field mapping; ``problems`` lists every mismatch (not only the first)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, start=1))
+            super().__init__(f"{len(problems)} problems with the field mapping: {listed}")
 
 
 @dataclass(frozen=True)
@@ -161,6 +205,8 @@ class TableSchema:
     roles: Mapping[str, str]
     """role -> Airtable field name, only for roles the table has."""
     id: str | None = None
+    status_aliases: Mapping[str, str] = field(default_factory=dict)
+    """jobtrace status -> the base's own choice written for it (e.g. ``{"Cancelled": "Failed"}``)."""
     names: RoleNames = field(init=False, repr=False, compare=False)
     """The same mapping as ``roles``, as attributes (read on every record change)."""
     _lookup: dict[str, str] = field(init=False, repr=False, compare=False)
@@ -171,30 +217,9 @@ class TableSchema:
     """The part of ``_lookup`` that names number fields: what incr() accepts."""
 
     def __post_init__(self) -> None:
-        for role in _REQUIRED_ROLES[self.kind]:
-            if role not in self.roles:
-                raise ConfigurationError(
-                    f"table {self.name!r} has no field for {role!r}: add it to the table or map "
-                    f"it with {self.kind}_roles={{{role!r}: 'Your Field Name'}}"
-                )
-        for role, name in self.roles.items():
-            spec = self.fields.get(name)
-            if spec is None:
-                raise ConfigurationError(
-                    f"table {self.name!r} has no field {name!r} (mapped to {role!r}): "
-                    f"add the field in Airtable or change the mapping"
-                )
-            if spec.computed:
-                raise ConfigurationError(
-                    f"field {name!r} of table {self.name!r} is computed ({spec.type}) and cannot "
-                    f"be written; map {role!r} to a writable field"
-                )
-        unknown_roles = set(self.roles) - set(JOB_ROLES) - set(CLIENT_ROLES)
-        if unknown_roles:
-            raise ConfigurationError(
-                f"unknown role(s) {sorted(unknown_roles)} for table {self.name!r}; roles: "
-                f"{', '.join(sorted(set(JOB_ROLES) | set(CLIENT_ROLES)))}"
-            )
+        problems = self.mapping_problems()
+        if problems:
+            raise SchemaMismatchError(problems)
         object.__setattr__(self, "names", RoleNames(**self.roles))
         managed = {self.roles[r] for r in _MANAGED_ROLES if r in self.roles}
         lookup: dict[str, str] = {}
@@ -210,8 +235,63 @@ class TableSchema:
         object.__setattr__(self, "_status_lookup", {c.lower(): c for c in status.choices})
         exact = {c: self._status_lookup.get(c.strip().lower().replace("_", " ")) for c in status.choices}
         object.__setattr__(self, "_status_exact", {c: n for c, n in exact.items() if n is not None})
+        for status_name, choice in self.status_aliases.items():
+            self._status_lookup[status_name.lower()] = choice
+            self._status_exact[status_name] = choice
         counters = {k: n for k, n in lookup.items() if self.fields[n].type in NUMBER_TYPES}
         object.__setattr__(self, "_counter_lookup", counters)
+
+    def mapping_problems(self) -> list[str]:
+        """Every way the roles, fields and status aliases do not fit (empty when they do)."""
+        problems: list[str] = []
+        for role in _REQUIRED_ROLES[self.kind]:
+            if role not in self.roles:
+                problems.append(
+                    f"table {self.name!r} has no field for {role!r}: add it to the table or map "
+                    f"it with {self.kind}_roles={{{role!r}: 'Your Field Name'}}"
+                )
+        for role, name in self.roles.items():
+            spec = self.fields.get(name)
+            if spec is None:
+                problems.append(
+                    f"table {self.name!r} has no field {name!r} (mapped to {role!r}): "
+                    f"add the field in Airtable or change the mapping"
+                )
+            elif spec.computed:
+                problems.append(
+                    f"field {name!r} of table {self.name!r} is computed ({spec.type}) and cannot "
+                    f"be written; map {role!r} to a writable field"
+                )
+        unknown_roles = set(self.roles) - set(JOB_ROLES) - set(CLIENT_ROLES)
+        if unknown_roles:
+            problems.append(
+                f"unknown role(s) {sorted(unknown_roles)} for table {self.name!r}; roles: "
+                f"{', '.join(sorted(set(JOB_ROLES) | set(CLIENT_ROLES)))}"
+            )
+        problems.extend(self._alias_problems())
+        return problems
+
+    def _alias_problems(self) -> list[str]:
+        if not self.status_aliases:
+            return []
+        from .records import Status  # records imports this module: import at use
+
+        ours = [v for k, v in vars(Status).items() if k.isupper() and isinstance(v, str)]
+        status = self.fields.get(self.roles.get("status", ""))
+        choices = status.choices if status is not None else ()
+        problems = []
+        for name, choice in self.status_aliases.items():
+            if name not in ours:
+                problems.append(
+                    f"status alias {name!r} -> {choice!r} for table {self.name!r}: {name!r} is not a status "
+                    f"jobtrace writes ({', '.join(ours)})"
+                )
+            elif choices and choice not in choices:
+                problems.append(
+                    f"status alias {name!r} -> {choice!r} for table {self.name!r}: {choice!r} is not a choice of "
+                    f"the status field (choices: {', '.join(choices)})"
+                )
+        return problems
 
     # -- reading -------------------------------------------------------------
 
@@ -274,10 +354,10 @@ class TableSchema:
         kind = spec.type
         if kind in NUMBER_TYPES:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return value
+                return check_number(value, f"field {spec.name!r} of table {self.name!r}")
         elif kind in TEXT_TYPES:
             if isinstance(value, str):
-                return value
+                return safe_text(value)
         elif kind == "checkbox":
             if isinstance(value, bool):
                 return value
@@ -287,7 +367,7 @@ class TableSchema:
                     value = value.replace(tzinfo=timezone.utc)
                 return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
             if isinstance(value, str):
-                return value
+                return safe_text(value)
         elif kind == "singleSelect":
             if isinstance(value, str):
                 if spec.choices and value not in spec.choices:
@@ -295,7 +375,7 @@ class TableSchema:
                         f"{value!r} is not a choice of {spec.name!r} in table {self.name!r}; "
                         f"choices: {', '.join(spec.choices)}"
                     )
-                return value
+                return safe_text(value)
         else:
             return value
         raise InvalidValueError(
@@ -312,7 +392,7 @@ class TableSchema:
             raise InvalidValueError(f"status must be a string, got {type(status).__name__}")
         choices = self.status_choices
         if not choices:
-            return status
+            return safe_text(status)
         found = self._status_lookup.get(status.strip().lower().replace("_", " "))
         if found is None:
             raise InvalidValueError(f"unknown status {status!r} for table {self.name!r}; choices: {', '.join(choices)}")
@@ -322,7 +402,11 @@ class TableSchema:
 
     @classmethod
     def from_metadata(
-        cls, table: Mapping[str, Any], kind: TableKind, roles: Mapping[str, str] | None = None
+        cls,
+        table: Mapping[str, Any],
+        kind: TableKind,
+        roles: Mapping[str, str] | None = None,
+        status_aliases: Mapping[str, str] | None = None,
     ) -> TableSchema:
         """Build from one table of the metadata API's response.
 
@@ -339,7 +423,14 @@ class TableSchema:
         merged = {r: n for r, n in defaults.items() if n in fields}
         if roles:
             merged.update(roles)
-        return cls(name=table["name"], kind=kind, fields=fields, roles=merged, id=table.get("id"))
+        return cls(
+            name=table["name"],
+            kind=kind,
+            fields=fields,
+            roles=merged,
+            id=table.get("id"),
+            status_aliases=dict(status_aliases or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -357,34 +448,60 @@ class Schema:
     @classmethod
     def from_metadata(
         cls,
-        metadata: Mapping[str, Any] | str | os.PathLike[str],
+        metadata: Mapping[str, Any] | str | os.PathLike[str] | Any,
         job_table: str = "Job Tracking",
         client_table: str = "Client Run Results",
         job_roles: Mapping[str, str] | None = None,
         client_roles: Mapping[str, str] | None = None,
+        status_aliases: Mapping[str, str] | None = None,
     ) -> Schema:
-        """Build from the metadata API's response (a dict, or the path of a JSON file of it)."""
-        if isinstance(metadata, Mapping):
-            meta: Mapping[str, Any] = metadata
-        else:
-            with open(metadata, encoding="utf-8") as fh:
-                meta = json.load(fh)
+        """Build from the metadata API's response: a dict, the path of a JSON file of it, or
+        pyairtable's ``BaseSchema`` (``api.base(base_id).schema()``).
+
+        ``status_aliases`` lets the base's own choices stand for jobtrace's statuses in both
+        tables, e.g. ``{"Cancelled": "Failed", "Interrupted": "Failed"}`` for a base whose Status
+        lacks them. Every mismatch is reported at once, in one :class:`SchemaMismatchError`.
+        """
+        meta = _metadata_dict(metadata)
         tables = {t["name"]: t for t in meta.get("tables", [])}
         tables.update({t["id"]: t for t in meta.get("tables", []) if "id" in t})
-        missing = [t for t in (job_table, client_table) if t not in tables]
-        if missing:
-            raise ConfigurationError(
-                f"the base has no table {missing[0]!r}; tables: {', '.join(t['name'] for t in meta.get('tables', []))}"
-            )
-        return cls(
-            job=TableSchema.from_metadata(tables[job_table], "job", job_roles),
-            client=TableSchema.from_metadata(tables[client_table], "client", client_roles),
-        )
+        problems: list[str] = []
+        built: dict[str, TableSchema] = {}
+        for kind, name, roles in (("job", job_table, job_roles), ("client", client_table, client_roles)):
+            if name not in tables:
+                problems.append(
+                    f"the base has no table {name!r}; tables: {', '.join(t['name'] for t in meta.get('tables', []))}"
+                )
+                continue
+            try:
+                built[kind] = TableSchema.from_metadata(tables[name], kind, roles, status_aliases)  # type: ignore[arg-type]
+            except SchemaMismatchError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise SchemaMismatchError(problems)
+        return cls(job=built["job"], client=built["client"])
 
     @classmethod
     def default(cls) -> Schema:
         """The schema of the production base jobtrace was written for (``Job Tracking``, ``Client Run Results``)."""
         return _default_schema()
+
+
+def _metadata_dict(metadata: Any) -> Mapping[str, Any]:
+    if isinstance(metadata, Mapping):
+        return metadata
+    if isinstance(metadata, (str, os.PathLike)):
+        with open(metadata, encoding="utf-8") as fh:
+            loaded: dict[str, Any] = json.load(fh)
+        return loaded
+    dump = getattr(metadata, "model_dump", None)  # pyairtable's BaseSchema (a pydantic model)
+    if callable(dump):
+        dumped: dict[str, Any] = dump(by_alias=True, mode="json")
+        return dumped
+    raise TypeError(
+        f"Schema.from_metadata takes the metadata API's response (a dict), the path of a JSON file of it, "
+        f"or pyairtable's BaseSchema; got {type(metadata).__name__}"
+    )
 
 
 _DEFAULT_BASE = Path(__file__).with_name("default_base.json")
@@ -400,3 +517,42 @@ def default_base_metadata() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _default_schema() -> Schema:
     return Schema.from_metadata(default_base_metadata())
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    """One role of the field mapping, as the README's role table lists it."""
+
+    role: str
+    tables: tuple[str, ...]
+    """``"job"``, ``"client"`` or both."""
+    field_name: str
+    """The Airtable field it maps to by default (``"Error Summary (job), Errors (client)"`` where they differ)."""
+    field_type: str
+    """Its type in the default base (the metadata API's type name)."""
+    required: bool
+    purpose: str
+
+
+def role_reference() -> list[RoleInfo]:
+    """Every role jobtrace knows, job roles first: what ``jobtrace schema roles`` prints."""
+    meta = default_base_metadata()
+    types: dict[tuple[str, str], str] = {}
+    for kind, table_name in (("job", "Job Tracking"), ("client", "Client Run Results")):
+        for table in meta["tables"]:
+            if table["name"] == table_name:
+                types.update({(kind, f["name"]): f["type"] for f in table["fields"]})
+    roles = list(dict.fromkeys([*JOB_ROLES, *CLIENT_ROLES]))
+    out = []
+    for role in roles:
+        tables = (("job", JOB_ROLES), ("client", CLIENT_ROLES))
+        kinds: tuple[str, ...] = tuple(k for k, mapping in tables if role in mapping)
+        names = {k: (JOB_ROLES if k == "job" else CLIENT_ROLES)[role] for k in kinds}
+        field_type = next((types[(k, n)] for k, n in names.items() if (k, n) in types), ROLE_TYPES.get(role, "?"))
+        if len(set(names.values())) == 1:
+            name = next(iter(names.values()))
+        else:
+            name = ", ".join(f"{n} ({k})" for k, n in names.items())
+        required = any(role in _REQUIRED_ROLES["job" if k == "job" else "client"] for k in kinds)
+        out.append(RoleInfo(role, kinds, name, field_type, required, ROLE_DOCS.get(role, "")))
+    return out

@@ -9,16 +9,20 @@ the run inherited from a parent process. All of it lives on one object,
 (:func:`jobtrace.testing.reset` is the public entry point, used by the
 ``jobtrace_sink`` fixture).
 
-Two things are deliberately not reset: the run IDs already issued (so two jobs
-of one process never share one, even across a reset) and the dispatcher's
-thread (a reset first waits for it to deliver what is queued).
+Deliberately elsewhere, and not reset: the run IDs already issued
+(``run_ids``: two jobs of one process never share one, even across a reset),
+the dispatcher's queue and thread (``dispatch``: a reset first waits for it to
+deliver what is queued), the secrets to redact from messages (``redaction``:
+a live sink's token must stay hidden), and what configuration or a sink
+package registers once at import (flush hooks, environment factories, the
+Airtable sink's per-base rate budgets).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .context import ParentRun
@@ -45,6 +49,12 @@ class State:
         self.active_jobs: dict[str, JobRun] = {}
         """Job runs live in this process by run ID: ``tracked_job(run_id=X)`` and ``client_run(run_id=X)`` join them."""
 
+        self.clients_lock = threading.Lock()
+        """Guards ``live_clients``."""
+        self.live_clients: dict[tuple[str, str], Any] = {}
+        """Client runs live in this process by ``(run_id, client_id)`` (``instrument``'s shared entries):
+        a second ``client_run()`` of the same client joins the live one."""
+
         self.explicit_lock = threading.RLock()
         """Guards the explicit API's find-or-create (one record per run, even for concurrent webhook calls)."""
         self.explicit_jobs: OrderedDict[str, JobRun] = OrderedDict()
@@ -65,6 +75,8 @@ class State:
         """Forget every run this process knows (live and remembered), as a new process would."""
         with self.active_lock:
             self.active_jobs.clear()
+        with self.clients_lock:
+            self.live_clients.clear()
         self.forget_explicit()
 
     def forget_explicit(self) -> None:

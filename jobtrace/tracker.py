@@ -24,7 +24,8 @@ from typing import Any
 
 from .changes import Change, utc_iso
 from .dispatch import Entry, dispatcher
-from .errors import ConfigurationError, SinkError
+from .errors import ConfigurationError, RecordUnavailableError, SinkError
+from .redaction import redact
 from .schema import Schema
 from .sinks.base import Sink
 from .state import state
@@ -113,8 +114,10 @@ def configure_from_env(strict: bool = False, schema: Schema | None = None) -> Co
     """Configure the sinks the environment asks for (:func:`jobtrace.sinks.sinks_from_env`).
 
     Airtable when ``AIRTABLE_API_KEY`` and ``AIRTABLE_BASE_ID`` are set (also
-    ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``), else the default LogSink.
-    Returns what :func:`configure` returns.
+    ``AIRTABLE_ENDPOINT_URL``, ``JOBTRACE_JOURNAL``); with neither set, the
+    default LogSink. With only one of the two set, ``ConfigurationError``
+    naming the missing one (a half-done setup must not fall back to logs in
+    silence). Returns what :func:`configure` returns.
     """
     from .sinks import sinks_from_env
 
@@ -217,18 +220,21 @@ dispatcher.set_deliver(deliver)
 
 
 def _sink_failed(config: Config, sink: Sink, verb: str, exc: Exception, run_id: str | None) -> None:
+    text = redact(str(exc))
     with state.lock:
         state.sink_errors += 1
-        state.last_sink_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {exc}"
+        state.last_sink_error = f"{type(sink).__name__}.{verb}: {type(exc).__name__}: {text}"
     if config.strict:
-        raise SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {exc}") from exc
+        error = SinkError(f"{type(sink).__name__}.{verb} failed for run {run_id}: {text}")
+        # A cause that quotes a secret must not travel with the exception.
+        raise error from (exc if text == str(exc) else None)
     logger.error(
         "jobtrace sink %s.%s failed for run %s: %s: %s",
         type(sink).__name__,
         verb,
         run_id,
         type(exc).__name__,
-        exc,
+        text,
     )
 
 
@@ -278,17 +284,36 @@ def shutdown(timeout: float = 10.0) -> bool:
 
 
 def read_record(kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
-    """The first answer of any sink that can read the record back (used when resuming)."""
+    """The first answer of any sink that can read the record back (used when resuming).
+
+    None when every sink answered and none knows the record. When no sink
+    knows it and some sink could not be read (after its own retries), raises
+    ``RecordUnavailableError``: the caller must not write values it cannot
+    trust over a record that may exist.
+    """
     config = get_config()
     dispatcher.barrier()
+    failures: list[str] = []
     for sink in config.sinks:
         try:
             found = sink.read(kind, run_id, client_id)
         except Exception as exc:
-            _sink_failed(config, sink, "read", exc, run_id)
+            text = redact(str(exc))
+            failures.append(f"{type(sink).__name__}: {type(exc).__name__}: {text}")
+            with state.lock:
+                state.sink_errors += 1
+                state.last_sink_error = f"{type(sink).__name__}.read: {type(exc).__name__}: {text}"
             continue
         if found is not None:
             return found
+    if failures:
+        which = f"client run {run_id}-{client_id}" if client_id is not None else f"job run {run_id}"
+        message = (
+            f"could not read the record of {which} back ({'; '.join(failures)}), so its counters, notes and "
+            f"Start Time are unknown; nothing was written. Try again once the sink can be read."
+        )
+        logger.error("jobtrace: %s", message)
+        raise RecordUnavailableError(message)
     return None
 
 
@@ -307,7 +332,7 @@ def diagnostics() -> dict[str, Any]:
         try:
             per_sink.append({"sink": type(sink).__name__, **sink.diagnostics()})
         except Exception as exc:  # a broken sink must not break the caller's health check
-            per_sink.append({"sink": type(sink).__name__, "error": f"{type(exc).__name__}: {exc}"})
+            per_sink.append({"sink": type(sink).__name__, "error": redact(f"{type(exc).__name__}: {exc}")})
     return {
         "sink_errors": state.sink_errors,
         "last_sink_error": state.last_sink_error,

@@ -40,6 +40,7 @@ from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
 from .schema import TableSchema
 from .state import state
 from .statuses import Status
+from .values import has_surrogates
 
 __all__ = [
     "complete_client_run_record",
@@ -73,8 +74,8 @@ def create_job_tracking_record(
     If the record exists already (in this process or in a sink), return it as
     it is: ``initial_data`` is then not applied, and nothing is written.
     """
-    if not isinstance(job_type, str) or not job_type.strip():
-        raise InvalidValueError(f"job_type must be a non-empty string, got {job_type!r}")
+    if not isinstance(job_type, str) or not job_type.strip() or has_surrogates(job_type):
+        raise InvalidValueError(f"job_type must be a non-empty string without lone surrogates, got {job_type!r}")
     run_id = validate_job_run_id(run_id)
     schema = tracker.get_config().schema
     updates = _prepare(schema.job, initial_data)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigurationError
 from .base import Sink
 from .memory import MemorySink
 
@@ -44,8 +45,17 @@ def default_sinks() -> list[Sink]:
 
 
 def _airtable_from_env(env: Mapping[str, str]) -> Sink | None:
-    if not (env.get("AIRTABLE_API_KEY") and env.get("AIRTABLE_BASE_ID")):
+    present = {name: bool(env.get(name, "").strip()) for name in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID")}
+    if not any(present.values()):
         return None
+    if not all(present.values()):
+        # A half-done setup must not fall back to logs in silence.
+        (found,) = (name for name, here in present.items() if here)
+        (missing,) = (name for name, here in present.items() if not here)
+        raise ConfigurationError(
+            f"{found} is set but {missing} is not: set {missing} too to track to Airtable "
+            f"(or unset {found} to use the log sink)"
+        )
     from .airtable import AirtableSink
 
     return AirtableSink.from_env(env)

@@ -14,7 +14,8 @@ from jobtrace.changes import CLIENT, JOB
 from jobtrace.schema import Schema
 from jobtrace.sinks import AirtableSink, LogSink
 from jobtrace.sinks.airtable import check_base, make_api
-from jobtrace.testing import AirtableEmulator
+from jobtrace.state import state
+from jobtrace.testing import AirtableEmulator, Fault
 
 from .conftest import BASE_ID, CLIENTS, JOBS, SinkFactory, base_without, sink_options, table
 
@@ -69,8 +70,9 @@ def test_the_default_base_passes_the_check(emulator: AirtableEmulator) -> None:
 def test_without_the_metadata_api_the_sink_warns_and_uses_the_configured_schema(
     emulator: AirtableEmulator, make_sink: SinkFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A base the token cannot see: the metadata API answers 403, as for a token without schema.bases:read.
-    sink = make_sink(base_id="appNotVisibleToMe")
+    # A token without schema.bases:read: the metadata API answers 403, the records are readable.
+    emulator.inject(Fault.FORBIDDEN, count=None, path_contains="/v0/meta/")
+    sink = make_sink()
     with caplog.at_level(logging.WARNING, logger="jobtrace"):
         sink.start(Schema.default())
     assert "not available to this token (HTTP 403)" in caplog.text
@@ -177,3 +179,32 @@ def test_configure_from_env_picks_airtable_when_configured_and_the_log_sink_othe
 def test_from_env_names_what_is_missing() -> None:
     with pytest.raises(jobtrace.ConfigurationError, match="AIRTABLE_BASE_ID"):
         AirtableSink.from_env({"AIRTABLE_API_KEY": "patX"})
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"), [("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID"), ("AIRTABLE_BASE_ID", "AIRTABLE_API_KEY")]
+)
+def test_configure_from_env_with_only_one_of_key_and_base_names_the_missing_one(
+    monkeypatch: pytest.MonkeyPatch, given: str, missing: str
+) -> None:
+    values = {"AIRTABLE_API_KEY": "patSecretValue123", "AIRTABLE_BASE_ID": BASE_ID}
+    monkeypatch.setenv(given, values[given])
+    monkeypatch.setenv(missing, "  \n")  # blank counts as unset
+    before = state.config
+    with pytest.raises(jobtrace.ConfigurationError, match=f"{given} is set but {missing} is not") as caught:
+        jobtrace.configure_from_env()
+    assert "patSecretValue123" not in str(caught.value)
+    assert state.config is before  # nothing was configured
+
+
+def test_a_sink_for_a_well_formed_but_unknown_base_is_refused_at_configuration(
+    emulator: AirtableEmulator, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(base_id="appNoSuchBase0001")
+    with pytest.raises(jobtrace.ConfigurationError, match="base appNoSuchBase0001 was not found"):
+        sink.start(Schema.default())
+
+
+def test_an_endpoint_url_ending_in_v0_is_refused_at_construction(emulator: AirtableEmulator) -> None:
+    with pytest.raises(jobtrace.ConfigurationError, match="ends in /v0"):
+        AirtableSink(emulator.api_key, BASE_ID, endpoint_url=emulator.url + "/v0", check_schema=False)

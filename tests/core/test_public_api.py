@@ -20,6 +20,7 @@ EXPECTED_ALL = [
     "JobtraceError",
     "NoActiveRunError",
     "RecordNotFoundError",
+    "RecordUnavailableError",
     "RunContext",
     "RunId",
     "Schema",
@@ -70,11 +71,11 @@ def test_the_sinks_namespace_offers_the_memory_and_log_sinks() -> None:
     assert issubclass(jobtrace.sinks.LogSink, jobtrace.sinks.Sink)
 
 
-def test_import_jobtrace_does_not_import_pyairtable_requests_or_pydantic() -> None:
+def test_import_jobtrace_does_not_import_pyairtable_requests_pydantic_or_rich() -> None:
     code = (
         "import json, sys\n"
         "import jobtrace, jobtrace.sinks\n"
-        "heavy = ('pyairtable', 'requests', 'pydantic', 'urllib3')\n"
+        "heavy = ('pyairtable', 'requests', 'pydantic', 'urllib3', 'rich')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

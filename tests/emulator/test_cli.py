@@ -17,7 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 def test_cli_serves_until_terminated() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobtrace.testing.emulator", "--port", "0", "--base", f"appX={REFERENCE_BASE}"],
+        [
+            sys.executable,
+            "-m",
+            "jobtrace.testing.emulator",
+            "--port",
+            "0",
+            "--base",
+            f"appFromTheCli0001={REFERENCE_BASE}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -26,8 +34,8 @@ def test_cli_serves_until_terminated() -> None:
     try:
         assert proc.stdout is not None
         info = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(3))
-        assert info["url"].startswith("http://127.0.0.1:") and info["bases"] == "appX"
-        table = pyairtable.Api(info["api_key"], endpoint_url=info["url"]).table("appX", JOBS)
+        assert info["url"].startswith("http://127.0.0.1:") and info["bases"] == "appFromTheCli0001"
+        table = pyairtable.Api(info["api_key"], endpoint_url=info["url"]).table("appFromTheCli0001", JOBS)
         assert table.create({"Run ID": "from cli"})["fields"]["Run ID"] == "from cli"
     finally:
         proc.terminate()
@@ -48,9 +56,10 @@ def test_add_parser_registers_the_emulator_subcommand() -> None:
 
     parser = argparse.ArgumentParser(prog="jobtrace")
     cli.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["emulator", "--port", "0", "--base", "appX=s.json", "--no-rate-limit"])
-    assert (args.command, args.port, args.base, args.no_rate_limit) == ("emulator", 0, ["appX=s.json"], True)
-    assert cli.run(parser.parse_args(["emulator", "--base", "appX=/no/such/file.json"])) == 1
+    args = parser.parse_args(["emulator", "--port", "0", "--base", "appFromTheCli0001=s.json", "--no-rate-limit"])
+    expected = ("emulator", 0, ["appFromTheCli0001=s.json"], True)
+    assert (args.command, args.port, args.base, args.no_rate_limit) == expected
+    assert cli.run(parser.parse_args(["emulator", "--base", "appFromTheCli0001=/no/such/file.json"])) == 1
 
 
 def test_importing_jobtrace_testing_does_not_import_the_emulator() -> None:

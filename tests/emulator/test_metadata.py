@@ -54,4 +54,4 @@ def test_schema_can_be_a_path_and_bad_schemas_are_refused(tmp_path: Path) -> Non
                 {"tables": [{"name": "T", "fields": [{"name": "f", "type": "formula",
                                                       "options": {"formula": "{nope}"}}]}]}):  # fmt: skip
         with pytest.raises(ValueError):
-            AirtableEmulator(bases={"appBad": bad})
+            AirtableEmulator(bases={"appBadSchema00001": bad})

@@ -30,9 +30,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ...changes import CLIENT, JOB, Change
 from ...errors import ConfigurationError, SinkError
+from ...redaction import redact
 from ...schema import Schema, TableSchema
 from ..base import Sink
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
+from .credentials import check_endpoint_url, clean_api_key
 from .journal import Journal, default_journal_path, record_key
 from .replay import ReplayResult, replay
 from .throttle import Throttle, throttle_for
@@ -53,6 +55,8 @@ __all__ = [
 logger = logging.getLogger("jobtrace")
 
 DEFAULT_ENDPOINT = "https://api.airtable.com"
+#: How often read() tries before giving up (with the sink's backoff between tries).
+READ_ATTEMPTS = 5
 #: (connect, read) timeouts of every request, in seconds.
 DEFAULT_TIMEOUT = (5.0, 30.0)
 
@@ -61,16 +65,17 @@ def make_api(api_key: str, endpoint_url: str | None = None, timeout: tuple[float
     """A ``pyairtable.Api`` without pyairtable's own retries: jobtrace retries itself.
 
     (pyairtable's default retry gives up on a 429 after about 3 seconds, while
-    Airtable refuses the base for 30.)
+    Airtable refuses the base for 30.) The key is stripped of surrounding
+    whitespace; one that can never be a header value is a ``ConfigurationError``
+    that does not show it.
     """
-    if not api_key or not isinstance(api_key, str):
-        raise ConfigurationError("the Airtable API key is empty: set AIRTABLE_API_KEY (a personal access token)")
+    api_key = clean_api_key(api_key)
     # pyairtable annotates timeout as tuple[int, int]; requests takes floats.
     return Api(
         api_key,
         timeout=timeout,  # type: ignore[arg-type]
         retry_strategy=False,
-        endpoint_url=endpoint_url or DEFAULT_ENDPOINT,
+        endpoint_url=check_endpoint_url(endpoint_url or DEFAULT_ENDPOINT),
     )
 
 
@@ -118,7 +123,7 @@ class AirtableSink(Sink):
         if not base_id or not isinstance(base_id, str) or not base_id.startswith("app"):
             raise ConfigurationError(f"not an Airtable base ID: {base_id!r} (expected 'app' + 14 characters)")
         self._base_id = base_id
-        self._endpoint = (endpoint_url or DEFAULT_ENDPOINT).rstrip("/")
+        self._endpoint = check_endpoint_url(endpoint_url or DEFAULT_ENDPOINT)
         # Two clients: requests.Session is not meant to be shared between the
         # writer thread and callers of read()/start().
         self._api = make_api(api_key, self._endpoint, timeout)
@@ -142,8 +147,8 @@ class AirtableSink(Sink):
         """Build from ``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID``, optional ``AIRTABLE_ENDPOINT_URL`` and
         ``JOBTRACE_JOURNAL``; keyword arguments override (e.g. ``check_schema=False``)."""
         env = os.environ if env is None else env
-        api_key = env.get("AIRTABLE_API_KEY", "")
-        base_id = env.get("AIRTABLE_BASE_ID", "")
+        api_key = env.get("AIRTABLE_API_KEY", "").strip()
+        base_id = env.get("AIRTABLE_BASE_ID", "").strip()
         missing = [name for name, value in (("AIRTABLE_API_KEY", api_key), ("AIRTABLE_BASE_ID", base_id)) if not value]
         if missing:
             raise ConfigurationError(f"set {' and '.join(missing)} to use the Airtable sink")
@@ -233,7 +238,14 @@ class AirtableSink(Sink):
         else:
             match = {names.run_id: run_id}
         key = record_key(self._key_fields[kind], match)
-        found: dict[str, Any] | None = self._fetch(table.name, formulas.match(match), run_id)
+        try:
+            found: dict[str, Any] | None = self._fetch(table.name, formulas.match(match), run_id)
+        except SinkError:
+            raise
+        except Exception as exc:  # e.g. text the HTTP client cannot encode: still the sink's failure
+            raise SinkError(
+                redact(f"could not read run {run_id} from Airtable base {self._base_id}: {type(exc).__name__}: {exc}")
+            ) from None
         merged: dict[str, Any] = dict(found or {})
         if self._journal is not None:
             for row in self._journal.rows(self._base_id, table.name, key):
@@ -246,7 +258,7 @@ class AirtableSink(Sink):
 
     def _fetch(self, table_name: str, formula: formulas.Formula, run_id: str) -> dict[str, Any] | None:
         last: Exception | None = None
-        for attempt in range(3):
+        for attempt in range(READ_ATTEMPTS):
             slot = self._throttle.acquire(timeout=self._penalty + 5.0)
             if slot is None:
                 break
@@ -265,8 +277,10 @@ class AirtableSink(Sink):
                 return dict(record["fields"]) if record is not None else None
             finally:
                 self._throttle.done(slot)
-            time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
-        raise SinkError(f"could not read run {run_id} from Airtable base {self._base_id}: {last}")
+            if attempt + 1 < READ_ATTEMPTS:
+                time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
+        why = f"{type(last).__name__}: {last}" if last is not None else "no request slot within the rate budget"
+        raise SinkError(redact(f"could not read run {run_id} from Airtable base {self._base_id}: {why}"))
 
     # -- introspection -------------------------------------------------------------------
 

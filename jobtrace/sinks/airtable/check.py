@@ -49,7 +49,7 @@ class Problem:
 def base_metadata(api: Api, base_id: str) -> dict[str, Any]:
     """The base's tables and fields in the metadata API's shape (``{"tables": [...]}``)."""
     schema = api.base(base_id).schema()
-    dumped: dict[str, Any] = schema.model_dump(by_alias=True, mode="json")
+    dumped: dict[str, Any] = schema.model_dump(by_alias=True, mode="json", exclude_none=True)
     return dumped
 
 
@@ -78,16 +78,7 @@ def check_base(api: Api, base_id: str, schema: Schema) -> list[Problem]:
                 )
             ]
         if status in (403, 404):
-            return [
-                Problem(
-                    "warning",
-                    None,
-                    None,
-                    f"the metadata API of base {base_id} is not available to this token (HTTP {status}); "
-                    "the field mapping was not checked against the base",
-                    "give the token the schema.bases:read scope and access to the base (and check the base ID)",
-                )
-            ]
+            return [_without_metadata(api, base_id, schema, status)]
         return [_unreachable(base_id, f"HTTP {status}")]
     except requests.RequestException as exc:
         return [_unreachable(base_id, type(exc).__name__)]
@@ -110,6 +101,36 @@ def check_base(api: Api, base_id: str, schema: Schema) -> list[Problem]:
             continue
         problems.extend(_check_table(configured, table))
     return problems
+
+
+def _without_metadata(api: Api, base_id: str, schema: Schema, status: int) -> Problem:
+    """The metadata API refused: a token without ``schema.bases:read`` (a warning), or no such base (an error).
+
+    Airtable answers both with 403, so one read of the job table tells them apart.
+    """
+    try:
+        api.table(base_id, schema.job.name).first()
+    except requests.HTTPError as exc:
+        data_status = exc.response.status_code if exc.response is not None else 0
+        if data_status in (403, 404):
+            return Problem(
+                "error",
+                None,
+                None,
+                f"base {base_id} was not found: Airtable answered {status} for its schema and {data_status} for "
+                f"the records of {schema.job.name!r}, so the base does not exist or this token has no access to it",
+                "check AIRTABLE_BASE_ID (the 'app...' part of the base's URL) and give the token access to the base",
+            )
+    except requests.RequestException:
+        pass  # cannot tell; the metadata answer stands
+    return Problem(
+        "warning",
+        None,
+        None,
+        f"the metadata API of base {base_id} is not available to this token (HTTP {status}); "
+        "the field mapping was not checked against the base",
+        "give the token the schema.bases:read scope",
+    )
 
 
 def _unreachable(base_id: str, why: str) -> Problem:
@@ -187,7 +208,9 @@ def _check_table(configured: TableSchema, table: dict[str, Any]) -> list[Problem
     if status is not None and status["type"] == "singleSelect":
         choices = {c["name"] for c in (status.get("options") or {}).get("choices", [])}
         # Also the base's own statuses the mapping offers (e.g. "No Leads To Score"): a user may set them.
-        wanted = dict.fromkeys((*TRACKER_STATUSES, *configured.status_choices))
+        # A status the mapping aliases (e.g. Cancelled written as Failed) needs its alias, not itself.
+        aliases = configured.status_aliases
+        wanted = dict.fromkeys((*(aliases.get(s, s) for s in TRACKER_STATUSES), *configured.status_choices))
         missing = [s for s in wanted if s not in choices]
         if missing:
             problems.append(
@@ -197,7 +220,8 @@ def _check_table(configured: TableSchema, table: dict[str, Any]) -> list[Problem
                     status_name,
                     f"the status choice(s) {', '.join(repr(s) for s in missing)} that jobtrace writes are missing",
                     f"add {', '.join(repr(s) for s in missing)} to the options of the single select {status_name!r} "
-                    f"of {name!r} in Airtable",
+                    f"of {name!r} in Airtable, or let the base's own choices stand for them "
+                    f"(Schema.from_metadata(..., status_aliases={{'Cancelled': 'Failed'}}))",
                 )
             )
     return problems

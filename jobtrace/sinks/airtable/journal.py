@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...values import has_surrogates
+
 __all__ = ["Journal", "JournalRow", "default_journal_path"]
 
 logger = logging.getLogger("jobtrace")
@@ -84,7 +86,17 @@ def default_journal_path() -> Path:
 
 def record_key(key_fields: Sequence[str], fields: dict[str, Any]) -> str:
     """The identity of a record within its table: the JSON list of its key values."""
-    return json.dumps([fields.get(name) for name in key_fields], ensure_ascii=False)
+    return _dumps([fields.get(name) for name in key_fields])
+
+
+def _dumps(value: Any) -> str:
+    """JSON for a journal column: readable UTF-8, or ASCII escapes where the text has lone surrogates.
+
+    SQLite stores text as UTF-8, which cannot carry a lone surrogate; the
+    escaped form reads back as the same string, so no row is ever refused.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return json.dumps(value) if has_surrogates(text) else text
 
 
 @dataclass
@@ -173,8 +185,8 @@ class Journal:
                 row.table,
                 row.record_key,
                 owner,
-                json.dumps(list(row.key_fields), ensure_ascii=False),
-                json.dumps(row.fields, ensure_ascii=False),
+                _dumps(list(row.key_fields)),
+                _dumps(row.fields),
                 version,
                 now,
             )
@@ -228,11 +240,27 @@ class Journal:
                     "WHERE base_id = ? AND owner = ? ORDER BY updated_at",
                     (base_id, other),
                 ).fetchall():
+                    parsed = _parse_row(key_fields, fields)
+                    if parsed is None:
+                        # Unreadable (written by hand, truncated): keep it aside, never wedge the others on it.
+                        self._conn.execute(
+                            "INSERT INTO undeliverable "
+                            "(base_id, table_name, record_key, key_fields, fields, error, created_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (base_id, table, key, str(key_fields), str(fields), "unreadable journal row", time.time()),
+                        )
+                        logger.error(
+                            "jobtrace: journal row %s of table %r (base %s) is unreadable; kept as undeliverable",
+                            key,
+                            table,
+                            base_id,
+                        )
+                        continue
                     found = merged.get((table, key))
                     if found is None:
-                        merged[(table, key)] = JournalRow(table, key, tuple(json.loads(key_fields)), json.loads(fields))
+                        merged[(table, key)] = JournalRow(table, key, parsed[0], parsed[1])
                     else:
-                        found.fields.update(json.loads(fields))
+                        found.fields.update(parsed[1])
                 self._conn.execute("DELETE FROM pending WHERE base_id = ? AND owner = ?", (base_id, other))
             for (table, key), row in merged.items():
                 mine = self._conn.execute(
@@ -252,8 +280,8 @@ class Journal:
                         table,
                         key,
                         owner,
-                        json.dumps(list(row.key_fields), ensure_ascii=False),
-                        json.dumps(row.fields, ensure_ascii=False),
+                        _dumps(list(row.key_fields)),
+                        _dumps(row.fields),
                         versions.get((table, key), 0),
                         time.time(),
                     ),
@@ -288,8 +316,8 @@ class Journal:
                     base_id,
                     row.table,
                     row.record_key,
-                    json.dumps(list(row.key_fields), ensure_ascii=False),
-                    json.dumps(row.fields, ensure_ascii=False),
+                    _dumps(list(row.key_fields)),
+                    _dumps(row.fields),
                     error,
                     time.time(),
                 ),
@@ -334,7 +362,7 @@ class Journal:
                 "(base_id, table_name, record_key, owner, key_fields, fields, version, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
                 [
-                    (base_id, table, key, owner, key_fields, json.dumps(values, ensure_ascii=False), 0.0)
+                    (base_id, table, key, owner, key_fields, _dumps(values), 0.0)
                     for (table, key), (key_fields, values) in merged.items()
                 ],
             )
@@ -369,6 +397,18 @@ class _Transaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
+
+
+def _parse_row(key_fields: object, fields: object) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+    """A pending row's key field names and fields, or None when the row cannot be read as one."""
+    try:
+        keys = json.loads(key_fields)  # type: ignore[arg-type]
+        values = json.loads(fields)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not (isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys) and isinstance(values, dict)):
+        return None
+    return tuple(keys), values
 
 
 def _alive(owner: tuple[str, int, float] | None, stale_after: float) -> bool:

@@ -19,7 +19,11 @@ in-memory dict under a lock. A daemon thread does the rest, in a loop:
      record) is set aside in the journal as undeliverable, logged with its
      run ID and counted; the other records go through;
    - 401/403/404: logged and retried with the longest backoff; the records
-     stay journaled for a later start or ``jobtrace replay``.
+     stay journaled for a later start or ``jobtrace replay``;
+   - a record no request can carry (a value JSON cannot encode, e.g. NaN in
+     a journal row left by an older version), or one the client library
+     raises on for any reason that is not the network's: set aside like a
+     refused record, so it never holds up the others.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ import requests
 from pyairtable import Api
 
 from ...errors import SinkError
+from ...redaction import redact
+from ...values import unsendable_fields
 from .journal import Journal, JournalRow, record_key
 from .throttle import Slot, Throttle
 
@@ -62,6 +68,7 @@ _FIELD_PATTERNS = (
     re.compile(r'Field "(?P<field>.+?)" cannot accept'),
     re.compile(r'field "(?P<field>.+?)"', re.IGNORECASE),
 )
+_MISSING = object()
 _OPTION_PATTERN = re.compile(r'select option "+(?P<value>.*?)"+\s*$')
 
 
@@ -353,6 +360,14 @@ class Writer:
     def _send(self, batch: list[_Entry], forced: bool) -> None:
         with self._state:
             sent = [(entry, entry.version, dict(entry.row.fields)) for entry in batch]
+        unsendable = [(entry, fields, bad) for entry, _, fields in sent if (bad := unsendable_fields(fields))]
+        if unsendable:
+            # No request could ever carry these (NaN from a journal row, ...): set them aside; the rest of
+            # the batch goes with the next one.
+            for entry, fields, bad in unsendable:
+                reasons = "; ".join(f"{name!r}: {why}" for name, why in bad.items())
+                self._set_aside(entry, fields, f"cannot be sent as JSON ({reasons})", list(bad))
+            return
         table_name = batch[0].row.table
         key_fields = list(batch[0].row.key_fields)
         self.stats.requests += 1
@@ -364,8 +379,13 @@ class Writer:
             status = exc.response.status_code if exc.response is not None else 0
             self._refused(sent, forced, status, _describe_http_error(exc))
             return
-        except Exception as exc:  # connection refused/dropped, timeouts, a garbled response
+        except requests.RequestException as exc:  # connection refused/dropped, timeouts, a garbled response
             self._retry_later(sent, forced, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:
+            # Not the network's doing: something in these records that the client cannot send. Treat it as
+            # a refusal (split, then set the one record aside), so it never holds up the others.
+            self._refused(sent, forced, 400, f"{type(exc).__name__}: {exc}")
             return
         self._failures = 0
         with self._state:
@@ -412,6 +432,7 @@ class Writer:
     def _retry_later(
         self, sent: list[tuple[_Entry, int, dict[str, Any]]], forced: bool, error: str, auth: bool = False
     ) -> None:
+        error = redact(error)
         self.stats.retries += 1
         self.stats.last_error = error
         self._failures += 1
@@ -433,16 +454,25 @@ class Writer:
             delay,
         )
 
-    def _set_aside(self, entry: _Entry, fields: dict[str, Any], error: str) -> None:
-        """Airtable refused this one record: keep what it refused as undeliverable, deliver the rest."""
+    def _set_aside(
+        self, entry: _Entry, fields: dict[str, Any], error: str, refused_fields: list[str] | None = None
+    ) -> None:
+        """This one record cannot be delivered: keep what is refused as undeliverable, deliver the rest.
+
+        ``refused_fields`` names the fields at fault; by default the one Airtable's error names (if any).
+        When none is known, or a key field is among them, the whole record is set aside.
+        """
+        error = redact(error)
         self.stats.undeliverable += 1
         self.stats.last_error = error
-        field = _refused_field(error, fields)
+        if refused_fields is None:
+            named = _refused_field(error, fields)
+            refused_fields = [named] if named is not None else []
         row = entry.row
         with self._state:
-            if field is not None and field not in row.key_fields:
+            if refused_fields and not any(f in row.key_fields for f in refused_fields):
                 refused = {k: fields[k] for k in row.key_fields if k in fields}
-                refused[field] = fields[field]
+                refused.update({f: fields[f] for f in refused_fields if f in fields})
                 self._guard(
                     self.journal.set_aside,
                     self.base_id,
@@ -452,11 +482,14 @@ class Writer:
                     None,
                     False,
                 )
-                if field in row.fields and row.fields[field] == fields[field]:
-                    del row.fields[field]
+                for field in refused_fields:
+                    # `is` first: NaN is not equal to itself, and must still go.
+                    current = row.fields.get(field, _MISSING)
+                    if current is fields.get(field) or current == fields.get(field):
+                        del row.fields[field]
                 entry.version = next(self._versions)
                 self._guard(self.journal.save, self.base_id, self.owner, [(row, entry.version)])
-                what = f"field {field!r}"
+                what = ", ".join(f"field {f!r}" for f in refused_fields)
             else:
                 key = (row.table, row.record_key)
                 if self._outbox.get(key) is entry:

@@ -45,7 +45,7 @@ def dispatch(
     payload = _json_body(body) if method in ("POST", "PATCH", "PUT") else {}
 
     if parts[:1] == ["meta"]:
-        return _meta(bases, method, parts[1:])
+        return _meta(bases, method, parts[1:], payload)
     if len(parts) < 2 or len(parts) > 3:
         raise ApiError.not_found()
     base = bases.get(parts[0])
@@ -75,12 +75,23 @@ def dispatch(
     raise ApiError.not_found()
 
 
-def _meta(bases: Mapping[str, Base], method: str, parts: list[str]) -> tuple[int, Any]:
+def _meta(bases: Mapping[str, Base], method: str, parts: list[str], payload: dict[str, Any]) -> tuple[int, Any]:
+    # Create field: POST meta/bases/{baseId}/tables/{tableIdOrName}/fields
+    # Update field: PATCH meta/bases/{baseId}/tables/{tableIdOrName}/fields/{fieldId}
+    if len(parts) in (5, 6) and parts[0] == "bases" and parts[2] == "tables" and parts[4] == "fields":
+        base = bases.get(parts[1])
+        if base is None:
+            raise ApiError.model_not_found()
+        if len(parts) == 5 and method == "POST":
+            return 200, base.create_field(parts[3], payload)
+        if len(parts) == 6 and method == "PATCH":
+            return 200, base.update_field(parts[3], parts[5], payload)
+        raise ApiError.not_found()
     if method != "GET":
         raise ApiError.not_found()
     if parts == ["whoami"]:
         return 200, {"id": "usrEmulatorUser01", "scopes": ["data.records:read",
-                     "data.records:write", "schema.bases:read"]}  # fmt: skip
+                     "data.records:write", "schema.bases:read", "schema.bases:write"]}  # fmt: skip
     if parts == ["bases"]:
         return 200, {"bases": [{"id": b.id, "name": b.name, "permissionLevel": "create"}
                                for b in bases.values()]}  # fmt: skip
@@ -268,8 +279,8 @@ def _list_options(params: Mapping[str, Any], *, from_body: bool) -> ListOptions:
             raise ApiError.invalid_request(
                 f"pageSize must be between 1 and {MAX_PAGE_SIZE}", "INVALID_PAGE_SIZE"
             )
-    if (offset := one("offset")) is not None:
-        opts.offset = str(offset)
+    if (offset := one("offset")) is not None and offset != "":
+        opts.offset = str(offset)  # an empty offset is the first page, as Airtable takes it
     if (cell_format := one("cellFormat")) is not None:
         opts.cell_format = str(cell_format)
     if (tz := one("timeZone")) is not None:

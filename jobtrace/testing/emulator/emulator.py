@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import secrets
 import threading
 from collections import deque
@@ -19,6 +22,17 @@ SchemaSource = Mapping[str, Any] | str | os.PathLike[str]
 
 #: The request log keeps at most this many entries (the oldest are dropped).
 MAX_LOG_ENTRIES = 100_000
+#: A base ID as Airtable makes them: ``app`` and 14 letters and digits.
+BASE_ID_PATTERN = re.compile(r"app[A-Za-z0-9]{14}")
+#: With ``data=``, how often the bases are saved while the emulator runs (and always at stop).
+SAVE_INTERVAL = 1.0
+
+
+def check_base_id(base_id: str) -> str:
+    """``base_id`` if it is shaped like Airtable's (``app`` + 14 letters and digits); else ``ValueError``."""
+    if not isinstance(base_id, str) or not BASE_ID_PATTERN.fullmatch(base_id):
+        raise ValueError(f"{base_id!r} is not an Airtable base ID: expected 'app' and 14 letters and digits")
+    return base_id
 
 
 class AirtableEmulator:
@@ -38,6 +52,9 @@ class AirtableEmulator:
             (Airtable: 30; use something short in tests).
         requests_per_second: the per-base limit.
         host, port: where to listen; port 0 picks a free port (kept across restarts).
+        data: a JSON file that keeps the bases (schemas and records) across runs: loaded
+            here if it exists (its bases first, then ``bases`` not already in it), saved
+            every second while running and at :meth:`stop`. The API key is not saved.
 
     The server starts on :meth:`start` (or entering the ``with`` block) and
     serves each request on its own thread. Its state (records, request log,
@@ -53,6 +70,7 @@ class AirtableEmulator:
         requests_per_second: float = 5.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        data: str | os.PathLike[str] | None = None,
     ) -> None:
         self._api_key = api_key if api_key is not None else "pat" + secrets.token_hex(24)
         if not self._api_key:
@@ -72,8 +90,15 @@ class AirtableEmulator:
         self._down = False
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._data = os.fspath(data) if data is not None else None
+        self._saver: threading.Thread | None = None
+        self._saver_stop = threading.Event()
+        self._saved: str | None = None
+        if self._data is not None and os.path.exists(self._data):
+            self.load(self._data)
         for base_id, schema in (bases or {}).items():
-            self.add_base(base_id, schema)
+            if self._data is None or base_id not in self._bases:
+                self.add_base(base_id, schema)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -91,6 +116,10 @@ class AirtableEmulator:
             daemon=True,
         )
         self._thread.start()
+        if self._data is not None:
+            self._saver_stop.clear()
+            self._saver = threading.Thread(target=self._save_loop, name="airtable-emulator-saver", daemon=True)
+            self._saver.start()
         return self
 
     def stop(self) -> None:
@@ -107,6 +136,12 @@ class AirtableEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._saver is not None:
+            self._saver_stop.set()
+            self._saver.join(timeout=5)
+            self._saver = None
+        if self._data is not None:
+            self.save(self._data)
 
     def __enter__(self) -> AirtableEmulator:
         return self.start()
@@ -146,10 +181,45 @@ class AirtableEmulator:
     # ------------------------------------------------------------------ data
 
     def add_base(self, base_id: str, schema: SchemaSource) -> None:
-        """Add (or replace, emptied) a base from a metadata-shaped schema."""
-        base = Base(base_id, schema)
+        """Add (or replace, emptied) a base from a metadata-shaped schema.
+
+        Raises ``ValueError`` for a malformed base ID (Airtable's are ``app`` + 14 letters
+        and digits) or a schema not in the metadata API's shape.
+        """
+        base = Base(check_base_id(base_id), schema)
         with self._bases_lock:
             self._bases[base_id] = base
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write every base (schema and records) to ``path`` as JSON, atomically."""
+        text = json.dumps({"bases": [b.snapshot() for b in self._bases_snapshot().values()]})
+        if text == self._saved:
+            return
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        self._saved = text
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Add the bases a :meth:`save` wrote (replacing bases of the same ID)."""
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if not isinstance(data, dict) or not isinstance(data.get("bases"), list):
+            raise ValueError(f"{os.fspath(path)} is not an emulator data file (no 'bases' list)")
+        loaded = [Base.from_snapshot(b) for b in data["bases"]]
+        for base in loaded:
+            check_base_id(base.id)
+        with self._bases_lock:
+            self._bases.update({b.id: b for b in loaded})
+
+    def _save_loop(self) -> None:
+        assert self._data is not None
+        while not self._saver_stop.wait(SAVE_INTERVAL):
+            with contextlib.suppress(OSError):  # tried again in a second, and at stop
+                self.save(self._data)
 
     @property
     def base_ids(self) -> list[str]:

@@ -17,6 +17,8 @@ class Fault(str, enum.Enum):
 
     #: 429 ``RATE_LIMIT_REACHED`` (does not count against the rate limit).
     RATE_LIMIT = "429"
+    #: 403 ``INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND``: what a token without the scope (or access) gets.
+    FORBIDDEN = "403"
     #: 503 ``RETRIABLE_ERROR``: Airtable is briefly unavailable.
     UNAVAILABLE = "503"
     #: 502 with an HTML body, as a load balancer sends it.

@@ -104,7 +104,7 @@ def _normalise_table(table: dict[str, Any]) -> None:
             raise ValueError(f"duplicate field name {field['name']!r} in {table['name']!r}")
         seen.add(field["name"])
         field.setdefault("id", new_id("fld"))
-        _fill_options(field)
+        fill_options(field)
     table.setdefault("primaryFieldId", fields[0]["id"])
     views = table.setdefault("views", [])
     if not views:
@@ -114,7 +114,7 @@ def _normalise_table(table: dict[str, Any]) -> None:
         view.setdefault("type", "grid")
 
 
-def _fill_options(field: dict[str, Any]) -> None:
+def fill_options(field: dict[str, Any]) -> None:
     """Give each field type the options its documented metadata always carries."""
     ftype = field["type"]
     options = field.get("options")

@@ -175,6 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None, fault.value
         if fault is Fault.RATE_LIMIT:
             return _json(429, RATE_LIMIT_BODY), fault.value
+        if fault is Fault.FORBIDDEN:
+            error = ApiError.model_not_found()
+            return _json(error.status, error.body), fault.value
         if fault is Fault.UNAVAILABLE:
             return _json(503, _UNAVAILABLE_BODY), fault.value
         if fault is Fault.BAD_GATEWAY:

@@ -112,6 +112,82 @@ class Base:
         with self.lock:
             return {"tables": copy.deepcopy(self.schema["tables"])}
 
+    # ------------------------------------------------------------------ persistence
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole base as JSON-able data (schema and records), for :meth:`from_snapshot`."""
+        import copy
+
+        with self.lock:
+            return {
+                "id": self.id,
+                "name": self.name,
+                "schema": copy.deepcopy(self.schema),
+                "records": {
+                    tid: {
+                        "next_auto_number": table.next_auto_number,
+                        "records": [
+                            {
+                                "id": r.id,
+                                "created": r.created.isoformat(),
+                                "modified": r.modified.isoformat(),
+                                "cells": copy.deepcopy(r.cells),
+                                "auto_number": r.auto_number,
+                            }
+                            for r in table.records.values()
+                        ],
+                    }
+                    for tid, table in self._tables.items()
+                },
+            }
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping[str, Any]) -> Base:
+        """The base :meth:`snapshot` described, records included."""
+        base = cls(str(data["id"]), {**data["schema"], "name": data.get("name", data["id"])})
+        for tid, saved in (data.get("records") or {}).items():
+            table = base._tables.get(tid)
+            if table is None:
+                raise ValueError(f"saved records for unknown table {tid!r} in base {data['id']!r}")
+            table.next_auto_number = int(saved.get("next_auto_number", 1))
+            for r in saved.get("records", []):
+                table.records[r["id"]] = Record(
+                    r["id"],
+                    datetime.fromisoformat(r["created"]),
+                    datetime.fromisoformat(r["modified"]),
+                    dict(r["cells"]),
+                    int(r["auto_number"]),
+                )
+        return base
+
+    def create_field(self, table_ref: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """``Create field``: add a field to a table (Airtable's rules, see :mod:`.fields`); returns it."""
+        import copy
+
+        from .fields import check_new_field
+
+        with self.lock:
+            table = self.table(table_ref)
+            field = check_new_field(table.schema, set(self._tables), payload)
+            table.schema["fields"].append(field)
+            self._formula_cache.clear()
+            return copy.deepcopy(field)
+
+    def update_field(self, table_ref: str, field_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """``Update field``: rename it and/or change its description (nothing else); returns it."""
+        import copy
+
+        from .fields import check_field_update
+
+        with self.lock:
+            table = self.table(table_ref)
+            field = next((f for f in table.schema["fields"] if f["id"] == field_id), None)
+            if field is None:
+                raise ApiError.model_not_found()
+            field.update(check_field_update(table.schema, field, payload))
+            self._formula_cache.clear()
+            return copy.deepcopy(field)
+
     # ------------------------------------------------------------------ reading
 
     def get_record(

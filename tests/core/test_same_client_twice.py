@@ -1,0 +1,97 @@
+"""Item 5: two concurrent client_run()s of one client in one job join its one record: no increment lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+import pytest
+
+import jobtrace
+from jobtrace.sinks import MemorySink
+
+from .helpers import only
+
+INCREMENTS = 100
+
+
+def test_two_threads_given_the_same_client_lose_no_increment(sink: MemorySink) -> None:
+    both_inside = threading.Barrier(2)
+
+    def work() -> None:
+        with jobtrace.client_run("acme") as client:
+            both_inside.wait(5)  # both are inside at once
+            for _ in range(INCREMENTS):
+                client.incr(posts_processed=1, token_usage=10)
+            both_inside.wait(5)
+
+    with jobtrace.tracked_job("post-scoring"):
+        threads = [threading.Thread(target=jobtrace.bind(work)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    record = only(sink.client_records())
+    assert record["Posts Processed"] == 2 * INCREMENTS
+    assert record["Token Usage"] == 20 * INCREMENTS
+    assert record["Status"] == "Completed"
+    job = only(sink.job_records())
+    assert job["Posts Processed"] == 2 * INCREMENTS
+    assert job["Clients Processed"] == 1
+
+
+async def test_two_tasks_given_the_same_client_lose_no_increment_and_one_failure_fails_the_record(
+    sink: MemorySink,
+) -> None:
+    async def work(fail: bool) -> None:
+        async with jobtrace.client_run("acme") as client:
+            for _ in range(INCREMENTS):
+                client.incr(posts_processed=1)
+                await asyncio.sleep(0)
+            if fail:
+                raise RuntimeError("scraper broke")
+
+    async with jobtrace.tracked_job("post-scoring"):
+        results = await asyncio.gather(work(False), work(True), return_exceptions=True)
+    assert [type(r) for r in results] == [type(None), RuntimeError]
+    record = only(sink.client_records())
+    assert record["Posts Processed"] == 2 * INCREMENTS
+    assert record["Status"] == "Failed"
+    assert "scraper broke" in record["Errors"]
+    job = only(sink.job_records())
+    assert (job["Posts Processed"], job["Clients Processed"], job["Clients Failed"]) == (2 * INCREMENTS, 1, 1)
+
+
+def test_the_same_client_again_after_it_ended_continues_its_counters(sink: MemorySink) -> None:
+    with jobtrace.tracked_job("post-scoring"):
+        for _ in range(2):
+            with jobtrace.client_run("acme") as client:
+                client.incr(posts_processed=5)
+    assert only(sink.client_records())["Posts Processed"] == 10
+    assert only(sink.job_records())["Posts Processed"] == 10
+
+
+@pytest.mark.parametrize("first_fails", [True, False])
+def test_the_record_completes_when_the_last_entry_leaves(sink: MemorySink, first_fails: bool) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with jobtrace.client_run("acme"):
+            entered.set()
+            release.wait(5)
+
+    with jobtrace.tracked_job("post-scoring"):
+        holder = threading.Thread(target=jobtrace.bind(hold))
+        holder.start()
+        assert entered.wait(5)
+        with (
+            pytest.raises(RuntimeError) if first_fails else contextlib.nullcontext(),
+            jobtrace.client_run("acme"),
+        ):
+            if first_fails:
+                raise RuntimeError("first")
+        assert only(sink.client_records())["Status"] == "Running"  # the other entry is still inside
+        release.set()
+        holder.join(5)
+        assert only(sink.client_records())["Status"] == ("Failed" if first_fails else "Completed")
