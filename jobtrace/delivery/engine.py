@@ -17,19 +17,28 @@ earlier) and returns: O(1), no I/O. A daemon thread does the rest, in a loop:
      backend cannot tell, the record) is set aside (:attr:`set_aside`,
      logged, counted) and the rest of the record goes through.
 
+With a ``journal`` (a :class:`~jobtrace.sinks.airtable.journal.Journal`, or
+anything with its ``register/heartbeat/release/save/delete/claim/set_aside``),
+every pending record is saved to it within ``DRAIN_INTERVAL`` and before it
+is sent, and deleted once delivered; what a closing engine could not deliver
+stays there, and the next engine for the same ``destination`` claims and
+delivers it (a process that died leaves its rows to the next one too).
+
 Nothing here knows a backend's protocol or errors: that is the transport's
 (:mod:`.airtable` for Airtable, :mod:`.memory` for tests).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .transport import Delivered, Outcome, Refused, RetryAfter, Transport
 
@@ -38,6 +47,11 @@ __all__ = ["DeliveryEngine", "EngineStats", "SetAside"]
 logger = logging.getLogger("jobtrace")
 
 RecordKey = tuple[str, tuple[Any, ...]]
+
+#: How often, at most, pending records are saved to the journal while they wait to be sent (s).
+DRAIN_INTERVAL: Final = 0.1
+#: How often a running engine tells other processes it is alive (s).
+HEARTBEAT_INTERVAL: Final = 30.0
 
 
 @dataclass
@@ -69,6 +83,8 @@ class _Pending:
     key_fields: tuple[str, ...]
     fields: dict[str, Any]
     version: int = 0
+    saved: int = -1  # the version last saved to the journal
+    journal_version: int = 0  # the journal's version of that save (what delete() must match)
 
 
 class DeliveryEngine:
@@ -81,6 +97,8 @@ class DeliveryEngine:
         requests_per_second: float = 5.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        journal: Any = None,
+        destination: str = "default",
     ) -> None:
         if requests_per_second <= 0:
             raise ValueError(f"requests_per_second must be positive, got {requests_per_second!r}")
@@ -96,6 +114,16 @@ class DeliveryEngine:
         self._next_send = 0.0
         self._failures = 0
         self._closed = False
+        self._journal = journal
+        self._destination = destination
+        self._owner = f"engine-{uuid.uuid4().hex}"
+        self._versions = itertools.count(1)
+        self._last_drain = 0.0
+        self._last_heartbeat = time.monotonic()
+        if journal is not None:
+            journal.register(self._owner)
+            for row in journal.claim(destination, self._owner):  # what earlier engines left behind
+                self.submit(row.table, row.key_fields, row.fields)
         self._thread = threading.Thread(target=self._run, name="jobtrace-delivery", daemon=True)
         self._thread.start()
 
@@ -134,6 +162,9 @@ class DeliveryEngine:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(1.0)
+        if self._journal is not None:
+            self._drain(everything=True)  # what is left stays journaled for the next engine or replay
+            self._journal.release(self._owner)
         self.transport.close()
         return ok
 
@@ -159,14 +190,20 @@ class DeliveryEngine:
 
     def _run(self) -> None:
         while True:
+            if self._journal is not None:
+                self._housekeeping()
             with self._cond:
                 while not self._pending and not self._closed:
-                    self._cond.wait()
-                if self._closed and not self._pending:
-                    return
+                    self._cond.wait(HEARTBEAT_INTERVAL if self._journal is not None else None)
+                    if self._journal is not None:
+                        break
+                if self._closed:
+                    return  # close() journals what is left
+                if not self._pending:
+                    continue
                 wait = self._next_send - time.monotonic()
                 if wait > 0:
-                    self._cond.wait(wait)
+                    self._cond.wait(min(wait, DRAIN_INTERVAL) if self._journal is not None else wait)
                     continue
                 batch = self._take()
                 if not batch:
@@ -198,8 +235,53 @@ class DeliveryEngine:
                     break
         return keys
 
+    # -- the journal ------------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_drain >= DRAIN_INTERVAL:
+            self._last_drain = now
+            self._drain()
+        if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
+            self._last_heartbeat = now
+            self._guard(self._journal.heartbeat, self._owner)
+
+    def _drain(self, everything: bool = False) -> None:
+        """Save pending records that changed since their last save (all of them with ``everything``)."""
+        with self._cond:
+            changed = [p for p in self._pending.values() if everything or p.saved != p.version]
+            rows = []
+            for pending in changed:
+                version = next(self._versions)
+                pending.saved, pending.journal_version = pending.version, version
+                rows.append((self._row(pending.table, pending.key_fields, dict(pending.fields)), version))
+        if rows:
+            self._guard(self._journal.save, self._destination, self._owner, rows)
+
+    def _row(self, table: str, key_fields: tuple[str, ...], fields: dict[str, Any]) -> Any:
+        from ..sinks.airtable.journal import JournalRow, record_key  # the journal's own types (loaded with it)
+
+        return JournalRow(table, record_key(key_fields, fields), key_fields, fields)
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # a broken journal must not stop delivery
+            logger.error("jobtrace: the delivery journal failed (%s: %s); delivery goes on", type(exc).__name__, exc)
+            return None
+
+    # -- sending --------------------------------------------------------------------------
+
     def _send(self, snapshot: list[tuple[RecordKey, _Pending, int, dict[str, Any]]]) -> Outcome:
         table, key_fields = snapshot[0][1].table, snapshot[0][1].key_fields
+        if self._journal is not None:
+            # Saved before it is sent: a crash mid-request leaves it for the next engine.
+            rows = []
+            for _, pending, _, fields in snapshot:
+                version = next(self._versions)
+                pending.saved, pending.journal_version = pending.version, version
+                rows.append((self._row(table, key_fields, fields), version))
+            self._guard(self._journal.save, self._destination, self._owner, rows)
         self.stats.requests += 1
         try:
             outcome = self.transport.send(table, key_fields, [fields for _, _, _, fields in snapshot])
@@ -209,6 +291,16 @@ class DeliveryEngine:
             # A record changed while in flight is pending again (with only what changed): it goes next.
             self._failures = 0
             self.stats.records_delivered += len(snapshot)
+            if self._journal is not None:
+                done = [
+                    (
+                        p.table,
+                        self._row(p.table, p.key_fields, dict(zip(p.key_fields, k[1]))).record_key,
+                        p.journal_version,
+                    )
+                    for k, p, _, _ in snapshot
+                ]
+                self._guard(self._journal.delete, self._destination, self._owner, done)
             return outcome
         with self._cond:
             for key, pending, _, _ in snapshot:
@@ -254,6 +346,17 @@ class DeliveryEngine:
                 aside = SetAside(pending.table, key[1], None, dict(fields), outcome.reason)
             self.set_aside.append(aside)
             self.stats.set_aside += 1
+        if self._journal is not None:
+            kept = {aside.field: aside.value} if aside.field is not None else dict(fields)
+            self._guard(
+                self._journal.set_aside,
+                self._destination,
+                self._owner,
+                self._row(pending.table, pending.key_fields, {**dict(zip(pending.key_fields, key[1])), **kept}),
+                outcome.reason,
+                pending.journal_version,
+                aside.field is None,
+            )
         logger.error(
             "jobtrace: %s refused %s of record %s (%s); set aside, the rest goes on",
             pending.table,

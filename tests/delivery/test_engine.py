@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,57 @@ def test_the_airtable_transport_says_what_airtables_answers_mean() -> None:
         unavailable = transport.send("Job Tracking", key, [record])
         assert isinstance(unavailable, RetryAfter) and unavailable.seconds == 0.0
         assert emu.api_key not in repr(transport) + str(unavailable) + str(refused)
+
+
+def test_what_a_closing_engine_could_not_deliver_waits_in_the_journal_for_the_next(tmp_path: Path) -> None:
+    pytest.importorskip("pyairtable")  # the journal lives in the Airtable sink's package for now
+    from jobtrace.sinks.airtable.journal import Journal
+
+    down = MemoryTransport()
+    down.fail(RetryAfter(0.0, "HTTP 503"), count=None)
+    first = DeliveryEngine(
+        down,
+        journal=Journal(tmp_path / "journal.sqlite3"),
+        destination="memory:test",
+        requests_per_second=1_000,
+        backoff_initial=0.01,
+        backoff_max=0.05,
+    )
+    for i in range(12):
+        first.submit(TABLE, KEY, {"Run ID": f"r-{i}", "Status": "Completed", "Posts Processed": i})
+    assert first.close(0.3) is False  # the backend stayed down
+    assert down.records(TABLE) == []
+    assert len(Journal(tmp_path / "journal.sqlite3").rows("memory:test")) == 12
+
+    up = MemoryTransport()
+    second = DeliveryEngine(
+        up, journal=Journal(tmp_path / "journal.sqlite3"), destination="memory:test", requests_per_second=1_000
+    )
+    try:
+        assert second.flush(5)
+    finally:
+        second.close(5)
+    assert sorted(r["Run ID"] for r in up.records(TABLE)) == sorted(f"r-{i}" for i in range(12))
+    assert {r["Run ID"]: r["Posts Processed"] for r in up.records(TABLE)}["r-7"] == 7
+    assert Journal(tmp_path / "journal.sqlite3").rows("memory:test") == []  # delivered rows are deleted
+
+
+def test_a_delivered_record_leaves_the_journal_and_a_refused_one_is_kept_as_undeliverable(tmp_path: Path) -> None:
+    pytest.importorskip("pyairtable")
+    from jobtrace.sinks.airtable.journal import Journal
+
+    journal = Journal(tmp_path / "journal.sqlite3")
+    transport = MemoryTransport()
+    transport.fail(Refused(None, "INVALID_RECORDS"), count=1)
+    engine = DeliveryEngine(transport, journal=journal, destination="memory:test", requests_per_second=1_000)
+    try:
+        engine.submit(TABLE, KEY, {"Run ID": "bad", "Status": "Completed"})
+        assert engine.flush(5)
+        engine.submit(TABLE, KEY, {"Run ID": "good", "Status": "Completed"})
+        assert engine.flush(5)
+    finally:
+        engine.close(5)
+    assert [r["Run ID"] for r in transport.records(TABLE)] == ["good"]
+    assert journal.rows("memory:test") == []
+    ((row, error),) = journal.undeliverable("memory:test")
+    assert row.fields["Run ID"] == "bad" and "INVALID_RECORDS" in error
