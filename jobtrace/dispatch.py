@@ -13,7 +13,7 @@ dispatcher, pops the entries in order, turns each into a
 - :meth:`Dispatcher.barrier` waits until everything submitted before the call
   has been handed to the sinks. ``jobtrace.flush()``, ``diagnostics()``,
   ``configure()``/``restore()``, resuming a run, ``MemorySink`` reads and
-  ``RunState.fields()`` call it, so code reads what it wrote;
+  ``JobRun.fields()``/``ClientRun.fields()`` call it, so code reads what it wrote;
 - a job's start and end are handed to the sinks on the job's thread, after
   what is queued (:meth:`Dispatcher.submit_now`): once ``tracked_job`` has
   returned, every change of the run has reached the sinks;
