@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from .cli import UserError, call_airtable, explain_airtable_error, read_settings
+from .cli import UserError, api_for, call_airtable, explain_airtable_error, read_settings
 from .schema import RoleInfo, Schema, role_reference
 
 __all__ = ["add_parser", "cmd_fix", "roles_markdown"]
@@ -50,10 +50,10 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    from .sinks.airtable import base_metadata, make_api
+    from .sinks.airtable import base_metadata
 
     settings = read_settings(env)
-    api = make_api(settings.api_key, settings.endpoint_url)
+    api = api_for(settings)  # within the base's shared budget
     try:
         meta = call_airtable(settings, lambda: base_metadata(api, settings.base_id))
     except Exception as exc:
@@ -110,14 +110,14 @@ def cmd_fix(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> in
     """``jobtrace check --fix``: plan, list, ask, create; then check again."""
     import requests
 
-    from .sinks.airtable import base_metadata, make_api
+    from .sinks.airtable import base_metadata
     from .sinks.airtable.fix import create_fields, plan_fixes
 
     settings = read_settings(env)
     schema = Schema.default()
     where = settings.endpoint_url or "https://api.airtable.com"
     print(f"base {settings.base_id} at {where}", file=out)
-    api = make_api(settings.api_key, settings.endpoint_url)
+    api = api_for(settings)  # within the base's shared budget
     try:
         meta = call_airtable(settings, lambda: base_metadata(api, settings.base_id))
     except Exception as exc:

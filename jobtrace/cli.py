@@ -10,7 +10,10 @@
 
 Configuration comes from the environment, as for the Airtable sink:
 ``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID`` and optionally
-``AIRTABLE_ENDPOINT_URL`` (e.g. the emulator) and ``JOBTRACE_JOURNAL``.
+``AIRTABLE_ENDPOINT_URL`` (e.g. the emulator), ``JOBTRACE_JOURNAL`` and
+``JOBTRACE_REDIS_URL``. Every request draws from the base's shared budget
+(:func:`jobtrace.sinks.airtable.budget_for`), so a command run beside jobs
+never makes them (or itself) meet a 429.
 A user mistake (no configuration, an unknown or malformed run ID, a bad
 ``--since``) is one line on stderr and exit status 1 (2 for usage errors),
 never a traceback. The API key is never printed.
@@ -53,6 +56,7 @@ class Settings:
     api_key: str
     base_id: str
     endpoint_url: str | None
+    redis_url: str | None = None
 
     def __repr__(self) -> str:
         return f"Settings(base_id={self.base_id!r}, endpoint_url={self.endpoint_url!r})"
@@ -66,7 +70,12 @@ def _settings(env: Mapping[str, str]) -> Settings:
         raise UserError(f"not configured: set {' and '.join(missing)} (and AIRTABLE_ENDPOINT_URL for the emulator)")
     if not re.fullmatch(r"app[A-Za-z0-9]{14}", base_id):
         raise UserError(f"AIRTABLE_BASE_ID {base_id!r} is not a base ID (expected 'app' + 14 letters and digits)")
-    return Settings(api_key, base_id, env.get("AIRTABLE_ENDPOINT_URL", "").strip() or None)
+    return Settings(
+        api_key,
+        base_id,
+        env.get("AIRTABLE_ENDPOINT_URL", "").strip() or None,
+        env.get("JOBTRACE_REDIS_URL", "").strip() or None,
+    )
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -85,35 +94,23 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 # -- talking to Airtable -------------------------------------------------------------------
 
 
-def _tables(settings: Settings, schema: Schema) -> tuple[Any, Any]:
-    from .sinks.airtable import make_api
+def api_for(settings: Settings) -> Any:
+    """A ``pyairtable.Api`` whose requests take jobtrace's share of the base's shared budget and wait out 429s."""
+    from .sinks.airtable import DEFAULT_ENDPOINT, budget_for, budgeted_api
 
-    api = make_api(settings.api_key, settings.endpoint_url)
+    endpoint = settings.endpoint_url or DEFAULT_ENDPOINT
+    budget = budget_for(endpoint, settings.base_id, redis_url=settings.redis_url or "")
+    return budgeted_api(settings.api_key, budget, endpoint, rate_limit_penalty=RATE_LIMIT_PENALTY)
+
+
+def _tables(settings: Settings, schema: Schema) -> tuple[Any, Any]:
+    api = api_for(settings)
     return api.table(settings.base_id, schema.job.name), api.table(settings.base_id, schema.client.name)
 
 
 def _call(settings: Settings, fn: Callable[[], Any]) -> Any:
-    """Make one request under the base's rate limit (shared with any sink in this process); one retry after a 429."""
-    import requests
-
-    from .sinks.airtable import DEFAULT_ENDPOINT
-    from .sinks.airtable.throttle import throttle_for
-
-    throttle = throttle_for(settings.endpoint_url or DEFAULT_ENDPOINT, settings.base_id)
-    for attempt in range(2):
-        slot = throttle.acquire(timeout=RATE_LIMIT_PENALTY + 5.0)
-        try:
-            return fn()
-        except requests.HTTPError as exc:
-            limited = exc.response is not None and exc.response.status_code == 429
-            if attempt or not limited:
-                raise
-            print(f"jobtrace: Airtable's rate limit was hit; waiting {RATE_LIMIT_PENALTY:.0f} s", file=sys.stderr)
-            throttle.penalize(RATE_LIMIT_PENALTY)
-        finally:
-            if slot is not None:
-                throttle.done(slot)
-    raise AssertionError("unreachable")
+    """Make requests through an API from :func:`api_for` (the budget and the 429 waits are its own)."""
+    return fn()
 
 
 def _airtable_error(exc: Exception, settings: Settings) -> UserError | None:
@@ -362,7 +359,7 @@ def _field_order(fields: Mapping[str, Any], shown: Mapping[str, Any]) -> list[st
 
 
 def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    from .sinks.airtable import check_base, make_api
+    from .sinks.airtable import check_base
 
     if getattr(args, "fix", False):
         from ._cli_schema import cmd_fix
@@ -372,7 +369,7 @@ def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
     schema = Schema.default()
     where = settings.endpoint_url or "https://api.airtable.com"
     print(f"base {settings.base_id} at {where}", file=out)
-    api = make_api(settings.api_key, settings.endpoint_url)
+    api = api_for(settings)
     problems: list[Any] = _call(settings, lambda: check_base(api, settings.base_id, schema))
     errors = [p for p in problems if p.severity == "error"]
     for problem in problems:

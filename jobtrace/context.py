@@ -20,8 +20,8 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import InvalidClientIdError, InvalidRunIdError
+from .process_state import state
 from .run_ids import validate_client_id, validate_job_run_id
-from .state import state
 
 if TYPE_CHECKING:
     from .records import ClientRun, JobRun
@@ -99,7 +99,7 @@ class ParentRun(NamedTuple):
     client_id: str | None = None
 
 
-# Read once (kept in jobtrace.state): the environment does not change under a running
+# Read once (kept in jobtrace.process_state): the environment does not change under a running
 # process in any way jobtrace should follow, and tracked_job must not pay for a lookup per call.
 
 

@@ -31,9 +31,9 @@ from . import tracker
 from .changes import CLIENT
 from .context import ClientScope, JobScope, ParentRun, client_scope, inherited_run, job_scope
 from .errors import InvalidValueError, NoActiveRunError
+from .process_state import state
 from .records import ClientRun, JobRun, JoinedJobRun
 from .run_ids import MAX_CLIENT_ID_LENGTH, generate_run_id, validate_client_id, validate_job_run_id
-from .state import state
 from .values import has_surrogates
 
 __all__ = ["client_run", "exit_job", "incr", "join_parent", "note", "tracked_job", "update"]

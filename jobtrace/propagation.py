@@ -36,9 +36,9 @@ from .changes import CLIENT
 from .context import CLIENT_ID_ENV, RUN_ID_ENV, JobScope, ParentRun, client_scope, job_scope
 from .errors import InvalidRunIdError, NoActiveRunError, RecordNotFoundError
 from .instrument import exit_job, join_parent
+from .process_state import state
 from .records import JobRun
 from .run_ids import validate_client_id, validate_job_run_id
-from .state import state
 from .statuses import FAILED_STATUSES, Status
 
 __all__ = [

@@ -21,6 +21,7 @@ __all__ = [
     "RunId",
     "client_run_id",
     "generate_run_id",
+    "next_run_id_candidate",
     "parse_run_id",
     "validate_client_id",
     "validate_job_run_id",
@@ -58,14 +59,27 @@ class RunId:
 def generate_run_id(now: datetime | None = None) -> str:
     """Return a new job run ID, ``YYMMDD-HHMMSS``.
 
-    Without ``now`` the current UTC time is used, and two calls in one process
-    never return the same ID: when the current second is taken, the next free
-    second is used. With ``now`` the given time is formatted as it is (in its
-    own time zone, if it has one) and nothing is reserved.
+    Without ``now`` the current UTC time is used, and the ID is claimed: no other
+    job of this process, of any jobtrace process on this host, or (through the
+    configured sinks: Redis, or a look at the Airtable base) of another host gets
+    it. When the current second is taken, the next free second is used (see
+    :mod:`jobtrace.run_claims`). With ``now`` the given time is formatted as it
+    is (in its own time zone, if it has one) and nothing is claimed.
     """
-    global _last_issued
     if now is not None:
         return now.strftime(_FORMAT)
+    from .run_claims import claim_new_run_id  # needs the configured sinks; loaded on first use
+
+    return claim_new_run_id()
+
+
+def next_run_id_candidate() -> str:
+    """The current UTC second, or the second after the last one this process issued, if that is later.
+
+    Each call moves this process's mark forward, so no two calls return the same
+    ID; it does not ask other processes (:func:`generate_run_id` does).
+    """
+    global _last_issued
     with _lock:
         candidate = datetime.now(timezone.utc).replace(microsecond=0)
         if _last_issued is not None and candidate <= _last_issued:

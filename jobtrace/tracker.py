@@ -25,10 +25,10 @@ from typing import Any
 from .changes import Change, utc_iso
 from .dispatch import Entry, dispatcher
 from .errors import ConfigurationError, RecordUnavailableError, SinkError
+from .process_state import state
 from .redaction import redact
 from .schema import Schema
 from .sinks.base import Sink
-from .state import state
 
 __all__ = [
     "Config",

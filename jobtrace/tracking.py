@@ -35,10 +35,10 @@ from typing import Any, Final
 from . import tracker
 from .changes import CLIENT, JOB
 from .errors import InvalidValueError
+from .process_state import state
 from .records import ClientRun, JobRun, JoinedJobRun
 from .run_ids import generate_run_id, validate_client_id, validate_job_run_id
 from .schema import TableSchema
-from .state import state
 from .statuses import Status
 from .values import has_surrogates
 
@@ -57,7 +57,7 @@ REMEMBERED: Final = 10_000
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
-# What this API remembers lives in jobtrace.state (explicit_jobs, explicit_clients),
+# What this API remembers lives in jobtrace.process_state (explicit_jobs, explicit_clients),
 # forgotten whenever the configuration changes. One lock for find-or-create:
 # "updating a run no sink knows creates it once, never twice" must hold when two
 # webhook calls for one run arrive together.

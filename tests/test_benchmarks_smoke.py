@@ -55,3 +55,14 @@ def test_memory_section_counts_retained_bytes_of_finished_client_runs(hotpath: M
     figures = hotpath.run_memory(n=50, verbose=False)
     assert figures["jobtrace_bytes"] > 0
     assert "finished client run in MemorySink" in figures["text"]
+
+
+def test_multiprocess_section_runs_its_job_processes_and_counts_their_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not (REPO / "benchmarks" / "multiprocess.py").exists():
+        pytest.skip("benchmarks/ is not part of this checkout")
+    monkeypatch.syspath_prepend(str(REPO))
+    multiprocess = importlib.import_module("benchmarks.multiprocess")
+    row = multiprocess.run_row("smoke", 2, ["host", "host"], None)
+    assert row.delivered and row.distinct_run_ids == 2
+    assert (row.job_records, row.client_records, row.duplicates) == (2, 4, 0)
+    assert row.requests > 0 and row.app_requests >= 1

@@ -19,11 +19,15 @@ A sink has four verbs, called by jobtrace (never by the instrumented job):
 ``close(timeout)``
     Flush, then release resources. Writes after close are errors.
 
-And two optional verbs:
+And optional verbs:
 
 ``read(kind, run_id, client_id)``
     The record's current fields (Airtable names), or None if the sink cannot
     tell. Lets a resumed run continue its counters instead of restarting them.
+``claim_run_id(run_id)``
+    Called on the job's thread before a new job takes ``run_id``: False if the
+    backend knows the ID is taken (by a job on another host), and the job
+    takes the next free second instead. True by default.
 
 A sink may raise from any verb; jobtrace catches it, logs it with the run ID,
 counts it and goes on, unless ``configure(strict=True)``.
@@ -77,6 +81,10 @@ class Sink(abc.ABC):
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
         """The current fields of a record, or None when unknown or not supported."""
         return None
+
+    def claim_run_id(self, run_id: str) -> bool:
+        """Claim a new job run ID; False if another job (elsewhere) has it. True by default."""
+        return True
 
     def diagnostics(self) -> dict[str, Any]:
         """The sink's own counts for ``jobtrace.diagnostics()`` (nothing secret); empty by default."""

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import pytest
 
 from .. import tracker
+from ..process_state import state
 from ..sinks.memory import MemorySink
-from ..state import state
 from .reset import reset
 
 __all__ = ["jobtrace_sink"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from .. import tracker
 from ..context import client_scope, job_scope
-from ..state import state
+from ..process_state import state
 
 __all__ = ["reset"]
 
 
 def reset(*, keep_configuration: bool = False) -> None:
-    """Forget jobtrace's process-wide state (:mod:`jobtrace.state`), as a new process has none.
+    """Forget jobtrace's process-wide state (:mod:`jobtrace.process_state`), as a new process has none.
 
     First waits for the dispatcher to hand over what was recorded (to the
     sinks it was recorded for), then: no configuration (the next run

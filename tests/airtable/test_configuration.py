@@ -11,10 +11,10 @@ import pytest
 
 import jobtrace
 from jobtrace.changes import CLIENT, JOB
+from jobtrace.process_state import state
 from jobtrace.schema import Schema
 from jobtrace.sinks import AirtableSink, LogSink
 from jobtrace.sinks.airtable import check_base, make_api
-from jobtrace.state import state
 from jobtrace.testing import AirtableEmulator, Fault
 
 from .conftest import BASE_ID, CLIENTS, JOBS, SinkFactory, base_without, sink_options, table

@@ -178,7 +178,7 @@ def test_statuses_are_a_leaf_that_sinks_use_without_reaching_into_the_core() -> 
 
 def test_the_core_names_no_concrete_sink() -> None:
     # The sink package chooses sinks (default_sinks, sinks_from_env); the core only knows the Sink interface.
-    for name in ("tracker.py", "records.py", "instrument.py", "dispatch.py", "state.py"):
+    for name in ("tracker.py", "records.py", "instrument.py", "dispatch.py", "process_state.py"):
         imported = _jobtrace_imports(ROOT / "jobtrace" / name)
         assert not {m for m in imported if m.startswith("jobtrace.sinks.") and m != "jobtrace.sinks.base"}, name
     # (get_config() with nothing configured still gives the LogSink: test_with_no_configuration_... in test_sinks)

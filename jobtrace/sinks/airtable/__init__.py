@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,19 +35,23 @@ from ...errors import ConfigurationError, SinkError
 from ...redaction import redact
 from ...schema import Schema, TableSchema
 from ..base import Sink
+from .budget import DEFAULT_APPLICATION_HEADROOM, Budget, budget_for, budgeted_api
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
 from .credentials import check_endpoint_url, clean_api_key
 from .journal import Journal, default_journal_path, record_key
+from .redis_link import RedisLink, RedisUnavailable, redis_link
 from .replay import ReplayResult, replay
-from .throttle import Throttle, throttle_for
 from .writer import Writer
 
 __all__ = [
     "TRACKER_STATUSES",
     "AirtableSink",
+    "Budget",
     "Problem",
     "ReplayResult",
     "base_metadata",
+    "budget_for",
+    "budgeted_api",
     "check_base",
     "default_journal_path",
     "make_api",
@@ -59,6 +65,10 @@ DEFAULT_ENDPOINT = "https://api.airtable.com"
 READ_ATTEMPTS = 5
 #: (connect, read) timeouts of every request, in seconds.
 DEFAULT_TIMEOUT = (5.0, 30.0)
+#: How long a new job waits, at most, for a slot to look its run ID up in the base (no Redis).
+RUN_ID_CHECK_WAIT = 3.0
+#: How long a run ID claimed in Redis stays claimed, in seconds.
+RUN_ID_CLAIM_TTL = 86_400
 
 
 def make_api(api_key: str, endpoint_url: str | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Api:
@@ -92,7 +102,12 @@ class AirtableSink(Sink):
         journal_path: the SQLite journal of undelivered changes; default
             ``$JOBTRACE_JOURNAL`` or ``$XDG_STATE_HOME/jobtrace/journal.sqlite3``.
         check_schema: check the base's schema at ``start()`` (metadata API).
-        requests_per_second: this process's request budget for the base (Airtable allows 5).
+        requests_per_second: the base's whole request budget (Airtable allows 5), shared by every
+            jobtrace process of this host, and of every host sharing ``redis_url``.
+        application_headroom: requests per second of that budget jobtrace leaves to the
+            application (its calls through :meth:`api`); jobtrace itself uses the rest.
+        redis_url: a Redis shared by every host writing the base (default ``$JOBTRACE_REDIS_URL``):
+            one budget and unique run IDs across hosts. Needs ``pip install 'jobtrace[redis]'``.
         rate_limit_penalty: how long to leave the base alone after a 429 (Airtable: 30 s).
         backoff_initial, backoff_max: retry delays after 5xx and network errors (doubling, capped).
         timeout: ``(connect, read)`` seconds per request.
@@ -114,6 +129,8 @@ class AirtableSink(Sink):
         *,
         check_schema: bool = True,
         requests_per_second: float = 5.0,
+        application_headroom: int = DEFAULT_APPLICATION_HEADROOM,
+        redis_url: str | None = None,
         rate_limit_penalty: float = 30.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
@@ -128,11 +145,25 @@ class AirtableSink(Sink):
         # writer thread and callers of read()/start().
         self._api = make_api(api_key, self._endpoint, timeout)
         self._read_api = make_api(api_key, self._endpoint, timeout)
+        self._claim_api = make_api(api_key, self._endpoint, timeout)
+        self._claim_lock = threading.Lock()
+        self._timeout = timeout
         self._schema_override = schema
         self._schema: Schema | None = None
         self._journal_path = journal_path
         self._check = check_schema
-        self._throttle: Throttle = throttle_for(self._endpoint, base_id, requests_per_second)
+        if redis_url is None:
+            redis_url = os.environ.get("JOBTRACE_REDIS_URL") or None
+        self._redis: RedisLink | None = redis_link(redis_url) if redis_url else None
+        self._redis_url = redis_url
+        self._throttle: Budget = budget_for(
+            self._endpoint,
+            base_id,
+            requests_per_second=requests_per_second,
+            application_headroom=application_headroom,
+            redis_url=redis_url or "",
+        )
+        self._run_id_checks = {"claimed_in_redis": 0, "checked_in_base": 0, "taken": 0, "unchecked": 0}
         self._penalty = rate_limit_penalty
         self._backoff = (backoff_initial, backoff_max)
         self._deliver_leftovers = deliver_leftovers
@@ -145,7 +176,7 @@ class AirtableSink(Sink):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> AirtableSink:
         """Build from ``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID``, optional ``AIRTABLE_ENDPOINT_URL`` and
-        ``JOBTRACE_JOURNAL``; keyword arguments override (e.g. ``check_schema=False``)."""
+        ``JOBTRACE_JOURNAL`` and ``JOBTRACE_REDIS_URL``; keyword arguments override (e.g. ``check_schema=False``)."""
         env = os.environ if env is None else env
         api_key = env.get("AIRTABLE_API_KEY", "").strip()
         base_id = env.get("AIRTABLE_BASE_ID", "").strip()
@@ -154,6 +185,7 @@ class AirtableSink(Sink):
             raise ConfigurationError(f"set {' and '.join(missing)} to use the Airtable sink")
         kwargs.setdefault("endpoint_url", env.get("AIRTABLE_ENDPOINT_URL") or None)
         kwargs.setdefault("journal_path", env.get("JOBTRACE_JOURNAL") or None)
+        kwargs.setdefault("redis_url", env.get("JOBTRACE_REDIS_URL") or "")
         return cls(api_key, base_id, **kwargs)
 
     # -- the sink verbs ----------------------------------------------------------------
@@ -282,6 +314,108 @@ class AirtableSink(Sink):
         why = f"{type(last).__name__}: {last}" if last is not None else "no request slot within the rate budget"
         raise SinkError(redact(f"could not read run {run_id} from Airtable base {self._base_id}: {why}"))
 
+    def claim_run_id(self, run_id: str) -> bool:
+        """Claim a new job run ID across hosts: False if another job already has it.
+
+        With Redis: ``SET jobtrace:run-id:<run ID> NX`` (expiring after a day).
+        Without Redis (or while it cannot be reached): one look at the base for a
+        job record with this run ID, within jobtrace's share of the budget; if no
+        slot frees up within a few seconds or the look fails, the run ID is
+        taken as free (logged). Two hosts starting a job in the same second can
+        then both find it free: the window lasts from this look until the first
+        write of the job record reaches Airtable (see the README).
+        """
+        link = self._redis
+        if link is not None:
+            value = f"{socket.gethostname()} {os.getpid()}"
+            try:
+                claimed = link.call(
+                    lambda client: client.set(f"jobtrace:run-id:{run_id}", value, nx=True, ex=RUN_ID_CLAIM_TTL)
+                )
+            except RedisUnavailable:
+                pass  # look at the base instead
+            else:
+                self._run_id_checks["claimed_in_redis"] += 1
+                if not claimed:
+                    self._run_id_checks["taken"] += 1
+                return bool(claimed)
+        table = self._tables.get(JOB)
+        if table is None:
+            return True  # not started: nothing written by this sink yet
+        taken = self._base_has_job(table, run_id)
+        if taken is None:
+            self._run_id_checks["unchecked"] += 1
+            return True
+        self._run_id_checks["checked_in_base"] += 1
+        if taken:
+            self._run_id_checks["taken"] += 1
+        return not taken
+
+    def _base_has_job(self, table: TableSchema, run_id: str) -> bool | None:
+        """Whether the base has a job record with ``run_id`` (None: could not tell in time)."""
+        slot = self._throttle.acquire(timeout=RUN_ID_CHECK_WAIT)
+        if slot is None:
+            logger.warning(
+                "jobtrace: run %s: no request slot for base %s within %.0f s to check the run ID is free there; "
+                "going on with it",
+                run_id,
+                self._base_id,
+                RUN_ID_CHECK_WAIT,
+            )
+            return None
+        try:
+            with self._claim_lock:
+                found = self._claim_api.table(self._base_id, table.name).first(
+                    formula=formulas.match({table.names.run_id: run_id}), fields=[table.names.run_id]
+                )
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 429:
+                self._throttle.penalize(self._penalty)
+            logger.warning(
+                "jobtrace: run %s: could not check that the run ID is free in base %s (HTTP %s); going on with it",
+                run_id,
+                self._base_id,
+                status,
+            )
+            return None
+        except requests.RequestException as exc:
+            logger.warning(
+                "jobtrace: run %s: could not check that the run ID is free in base %s (%s); going on with it",
+                run_id,
+                self._base_id,
+                type(exc).__name__,
+            )
+            return None
+        finally:
+            self._throttle.done(slot)
+        return found is not None
+
+    def api(self) -> Api:
+        """A ``pyairtable.Api`` for the application's own calls to this base, within the shared budget.
+
+        Its requests (to this sink's endpoint) draw from the same budget as the
+        sink's, the whole of it (jobtrace leaves ``application_headroom`` of it
+        free for them), across processes and, with Redis, hosts; after a 429,
+        from anyone, they wait the penalty out like the sink does. So the
+        application's calls and the tracking do not 429 each other. Same token,
+        same timeouts; each call returns a new ``Api`` (a ``requests.Session`` is
+        not meant to be shared between threads).
+        """
+        return budgeted_api(
+            self._read_api.api_key,
+            self._throttle,
+            self._endpoint,
+            application=True,
+            rate_limit_penalty=self._penalty,
+            timeout=self._timeout,
+        )
+
+    @property
+    def budget(self) -> Budget:
+        """This sink's view of the base's shared request budget."""
+        return self._throttle
+
     # -- introspection -------------------------------------------------------------------
 
     @property
@@ -322,6 +456,10 @@ class AirtableSink(Sink):
             "backlog": writer.backlog(),
             "journal": writer.journal.path,
             "last_error": stats.last_error,
+            "budget_shared_through": self._throttle.shared_through,
+            "jobtrace_share": self._throttle.jobtrace_share,
+            "redis": None if self._redis is None else {"url": self._redis.where, "up": self._redis.up},
+            "run_id_checks": dict(self._run_id_checks),
         }
 
     def __repr__(self) -> str:

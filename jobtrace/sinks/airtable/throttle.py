@@ -1,11 +1,12 @@
-"""Client-side rate limiting: stay under Airtable's 5 requests per second per base.
+"""Client-side rate limiting within one process, and the interface every request budget offers.
 
 Airtable answers a sixth request within a second with 429 and then refuses
 the base for 30 seconds, so a sink that merely retries 429s loses half a
 minute each time. Every request jobtrace makes to a base (writes, reads, the
-schema check, replays) first takes a slot from that base's :class:`Throttle`,
-shared process-wide, and a 429 (from another process on the same base) puts
-the whole base in the penalty box here too.
+schema check, replays) first takes a slot from that base's budget. The budget
+jobtrace uses is shared by every process of a host, and of every host with
+Redis (:mod:`.budget`); :class:`Throttle` is the same rule kept in one
+process's memory, and :class:`RequestLimiter` is what the writer needs of either.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Slot", "Throttle", "throttle_for"]
+if TYPE_CHECKING:
+    from .budget import Budget
+
+__all__ = ["RequestLimiter", "Slot", "Throttle", "throttle_for"]
 
 #: Clock granularity allowance added to the one-second window.
 WINDOW_MARGIN = 0.02
@@ -27,6 +32,18 @@ class Slot:
 
     def __init__(self) -> None:
         self.ended: float | None = None
+
+
+class RequestLimiter(Protocol):
+    """What a request budget offers: a slot per request, held until after its response; a penalty after 429."""
+
+    def reserve(self) -> Slot | float: ...
+
+    def acquire(self, timeout: float | None = None) -> Slot | None: ...
+
+    def done(self, slot: Slot) -> None: ...
+
+    def penalize(self, seconds: float) -> None: ...
 
 
 class Throttle:
@@ -108,17 +125,8 @@ class Throttle:
         return max(0.0, self._blocked_until - time.monotonic())
 
 
-_registry_lock = threading.Lock()
-_registry: dict[tuple[str, str], Throttle] = {}
+def throttle_for(endpoint_url: str, base_id: str, requests_per_second: float = 5.0) -> Budget:
+    """The base's shared budget (:func:`.budget.budget_for`), jobtrace's share of it; kept for older callers."""
+    from .budget import budget_for
 
-
-def throttle_for(endpoint_url: str, base_id: str, requests_per_second: float = 5.0) -> Throttle:
-    """The process-wide throttle of one base (created on first use; the lowest rate asked for wins)."""
-    key = (endpoint_url.rstrip("/"), base_id)
-    with _registry_lock:
-        found = _registry.get(key)
-        if found is None:
-            found = _registry[key] = Throttle(requests_per_second)
-        elif requests_per_second < found.requests_per_second:
-            found.requests_per_second = requests_per_second
-        return found
+    return budget_for(endpoint_url, base_id, requests_per_second=requests_per_second)

@@ -6,7 +6,7 @@ in-memory dict under a lock. A daemon thread does the rest, in a loop:
 1. *drain*: move pending records into the outbox (merging fields, later over
    earlier) and save them in the journal before anything is sent;
 2. pick up to 10 records of one table (oldest first) and, when the base's
-   :class:`~.throttle.Throttle` allows, send them as one
+   budget (:mod:`.budget`, shared with other processes) allows, send them as one
    ``Table.batch_upsert`` (``performUpsert`` on the key fields);
 3. on success, drop them from the outbox and the journal (unless they changed
    meanwhile); on failure, keep them and decide:
@@ -48,7 +48,7 @@ from ...errors import SinkError
 from ...redaction import redact
 from ...values import unsendable_fields
 from .journal import Journal, JournalRow, record_key
-from .throttle import Slot, Throttle
+from .throttle import RequestLimiter, Slot
 
 __all__ = ["MAX_RECORDS_PER_REQUEST", "Writer"]
 
@@ -113,7 +113,7 @@ class Writer:
         api: Api,
         base_id: str,
         journal: Journal,
-        throttle: Throttle,
+        throttle: RequestLimiter,
         *,
         rate_limit_penalty: float = 30.0,
         backoff_initial: float = 0.5,
