@@ -1,0 +1,116 @@
+"""AirtableTransport: the one place that knows Airtable's HTTP and its errors (for the engine).
+
+Sends a batch as one ``Table.batch_upsert`` (``performUpsert`` on the key
+fields) through pyairtable, without pyairtable's own retries, and says what
+Airtable's answer means:
+
+==========================================  =====================================================
+Airtable's answer                           outcome
+==========================================  =====================================================
+2xx                                         :class:`Delivered`
+429                                         :class:`RetryAfter` (the 30 s penalty, ``pause_all``)
+5xx, a timeout, a dropped connection        :class:`RetryAfter` (0: the engine's backoff)
+401, 403, 404 (token, scopes, base, table)  :class:`RetryAfter` (``AUTH_RETRY`` s): fixable without
+                                            losing what is pending
+400, 413, 422                               :class:`Refused`, naming the field Airtable names
+==========================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+try:
+    import requests
+    from pyairtable import Api, formulas
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("AirtableTransport needs pyairtable: pip install 'jobtrace[airtable]'") from exc
+
+from .transport import Delivered, Outcome, Refused, RetryAfter, Transport
+
+__all__ = ["AirtableTransport", "RATE_LIMIT_PENALTY", "classify"]
+
+#: How long Airtable refuses a base after a 429, in seconds.
+RATE_LIMIT_PENALTY: Final = 30.0
+#: How long to wait after 401/403/404 (someone has to fix the token or the base), in seconds.
+AUTH_RETRY: Final = 30.0
+
+_FIELD_PATTERNS = (
+    re.compile(r'Unknown field name: "(?P<field>.+)"'),
+    re.compile(r'Field "(?P<field>.+?)" cannot accept'),
+    re.compile(r'field "(?P<field>.+?)"', re.IGNORECASE),
+)
+
+
+class AirtableTransport(Transport):
+    """Writes records of one Airtable base through a ``pyairtable.Api`` (see ``make_api``)."""
+
+    max_batch = 10  # Airtable's limit per write request
+
+    def __init__(self, api: Api, base_id: str, rate_limit_penalty: float = RATE_LIMIT_PENALTY) -> None:
+        self._api = api
+        self._base_id = base_id
+        self._penalty = rate_limit_penalty
+
+    def send(self, table: str, key_fields: Sequence[str], records: Sequence[Mapping[str, Any]]) -> Outcome:
+        try:
+            self._api.table(self._base_id, table).batch_upsert(
+                [{"fields": dict(r)} for r in records], key_fields=list(key_fields), typecast=False
+            )
+        except requests.HTTPError as exc:
+            return classify(exc, records, self._penalty)
+        except requests.RequestException as exc:  # connection refused or dropped, timeouts
+            return RetryAfter(0.0, f"{type(exc).__name__}: {exc}")
+        return Delivered()
+
+    def read(self, table: str, key: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        formula = formulas.AND(*(formulas.EQ(formulas.Field(k), v) for k, v in key.items()))
+        found = self._api.table(self._base_id, table).first(formula=formula)
+        return dict(found["fields"]) if found is not None else None
+
+    def __repr__(self) -> str:
+        return f"<AirtableTransport base={self._base_id}>"
+
+
+def classify(
+    exc: requests.HTTPError, records: Sequence[Mapping[str, Any]], penalty: float = RATE_LIMIT_PENALTY
+) -> RetryAfter | Refused:
+    """What an Airtable HTTP error means for a batch (never quoting a header, so never the token)."""
+    status = exc.response.status_code if exc.response is not None else 0
+    error = f"HTTP {status}: {describe(exc)}"
+    if status == 429:
+        return RetryAfter(penalty, error, pause_all=True)
+    if status in (400, 413, 422):
+        names = {name for record in records for name in record}
+        return Refused(_refused_field(error, names), error)
+    if status in (401, 403, 404):
+        return RetryAfter(AUTH_RETRY, error)
+    return RetryAfter(0.0, error)
+
+
+def describe(exc: requests.HTTPError) -> str:
+    """Airtable's error type and message."""
+    response = exc.response
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
+        if isinstance(error, str):
+            return error
+        return json.dumps(body)[:300]
+    return response.reason if response is not None and response.reason else type(exc).__name__
+
+
+def _refused_field(error: str, names: set[str]) -> str | None:
+    for pattern in _FIELD_PATTERNS:
+        match = pattern.search(error)
+        if match and match.group("field") in names:
+            return match.group("field")
+    return None

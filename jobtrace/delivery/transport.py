@@ -1,0 +1,78 @@
+"""The transport interface: what a backend must do for the delivery engine, and nothing more.
+
+A transport sends one batch of records of one table and says how it went; it
+reads one record back. Coalescing, batching, the rate budget, retries and
+their backoff, isolating a refused record, and what is set aside live in the
+engine (:mod:`jobtrace.delivery.engine`), once for every backend. A transport
+is the one place that knows its backend's protocol and errors.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Delivered", "Outcome", "Refused", "RetryAfter", "Transport"]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Every record of the batch is stored (created or updated on its key fields)."""
+
+
+@dataclass(frozen=True)
+class RetryAfter:
+    """Nothing of the batch is stored, and sending it again later may work.
+
+    ``seconds`` is how long the backend asks to be left alone (a rate-limit
+    penalty); 0 means "use your backoff" (a 5xx, a timeout, a dropped
+    connection). ``pause_all`` says the whole backend is refused meanwhile,
+    not only this batch (Airtable's 429).
+    """
+
+    seconds: float
+    reason: str
+    pause_all: bool = False
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The backend refuses the batch as it is: sending it again unchanged would fail again.
+
+    ``field`` names the field it refuses when it can tell (an unknown field, a
+    value the field cannot take); None means it refuses the records
+    themselves. The engine isolates the refused record (splitting the batch)
+    and sets aside the field, or the record, so the rest goes through.
+    """
+
+    field: str | None
+    reason: str
+
+
+Outcome = Delivered | RetryAfter | Refused
+"""What :meth:`Transport.send` returns."""
+
+
+class Transport(abc.ABC):
+    """A backend for the delivery engine. Called from the engine's thread only, one call at a time."""
+
+    max_batch: int = 10
+    """The most records one :meth:`send` may carry."""
+
+    @abc.abstractmethod
+    def send(self, table: str, key_fields: Sequence[str], records: Sequence[Mapping[str, Any]]) -> Outcome:
+        """Store ``records`` of ``table``, each created or updated on its ``key_fields`` (an upsert).
+
+        Must be safe to repeat: the engine resends after a lost answer. A
+        ``None`` value clears the field. Return the outcome; raise only for a
+        programming error (the engine then treats it as ``RetryAfter(0)``).
+        """
+
+    @abc.abstractmethod
+    def read(self, table: str, key: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The stored fields of the record of ``table`` whose key fields equal ``key``, or None."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
