@@ -103,7 +103,7 @@ _REQUIRED_ROLES: Mapping[TableKind, tuple[str, ...]] = {
 #: given here (``ROLE_TYPES``).
 ROLE_DOCS: Mapping[str, str] = {
     "run_id": "The run's ID (`YYMMDD-HHMMSS`; client runs add `-<client ID>`): the key every write upserts on.",
-    "job_type": "The job's name, as given to `tracked_job(\"post-scoring\")`.",
+    "job_type": 'The job\'s name, as given to `tracked_job("post-scoring")`.',
     "client_id": "The tenant a client run is for: with Run ID, the client record's key.",
     "client_name": "A display name for the client (`client_run(id, name=...)`).",
     "status": "Running, then how the run ended (see Statuses); a base may add its own choices "
@@ -111,7 +111,7 @@ ROLE_DOCS: Mapping[str, str] = {
     "start_time": "When the run started (UTC).",
     "end_time": "When the run ended (UTC); empty while it runs.",
     "progress": "Free text set with `update(progress=...)`; on a job with `expect_clients(n)`, "
-    "\"12 of 50 clients, 1 failed\" unless the code sets it.",
+    '"12 of 50 clients, 1 failed" unless the code sets it.',
     "notes": "One timestamped line per `note()`, plus what jobtrace notes itself (failures, resumes).",
     "errors": "The exception that failed the run (type and message).",
     "clients_processed": "Client runs ended so far (roll-up).",

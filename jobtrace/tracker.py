@@ -94,8 +94,10 @@ def configure(
     stops jobtrace from installing its SIGTERM handler (it never replaces a
     handler someone else installed); see :mod:`jobtrace.lifecycle`.
     """
-    if isinstance(exit_timeout, bool) or not isinstance(exit_timeout, (int, float)) or not (
-        math.isfinite(exit_timeout) and exit_timeout > 0
+    if (
+        isinstance(exit_timeout, bool)
+        or not isinstance(exit_timeout, (int, float))
+        or not (math.isfinite(exit_timeout) and exit_timeout > 0)
     ):
         raise ConfigurationError(f"exit_timeout must be a positive number of seconds, got {exit_timeout!r}")
     schema = schema if schema is not None else Schema.default()

@@ -88,6 +88,7 @@ class Sink(abc.ABC):
     def read_client_runs(self, run_id: str) -> list[Mapping[str, Any]] | None:
         """Every client record of job run ``run_id`` (resuming asks which clients are done); None: unsupported."""
         return None
+
     def claim_run_id(self, run_id: str) -> bool:
         """Claim a new job run ID; False if another job (elsewhere) has it. True by default."""
         return True

@@ -31,16 +31,13 @@ def types_schema() -> dict[str, Any]:
                     {"name": "Price", "type": "currency", "options": {"precision": 2, "symbol": "$"}},
                     {"name": "Ratio", "type": "percent", "options": {"precision": 1}},
                     {"name": "Done", "type": "checkbox"},
-                    {"name": "Tags", "type": "multipleSelects",
-                     "options": {"choices": [{"name": "a"}, {"name": "b"}]}},
+                    {"name": "Tags", "type": "multipleSelects", "options": {"choices": [{"name": "a"}, {"name": "b"}]}},
                     {"name": "Kind", "type": "singleSelect", "options": {"choices": [{"name": "x"}]}},
                     {"name": "Day", "type": "date"},
-                    {"name": "When", "type": "dateTime",
-                     "options": {"timeZone": "America/New_York"}},
+                    {"name": "When", "type": "dateTime", "options": {"timeZone": "America/New_York"}},
                     {"name": "Seq", "type": "autoNumber"},
                     {"name": "Double", "type": "formula", "options": {"formula": "{Count} * 2"}},
-                    {"name": "Label", "type": "formula",
-                     "options": {"formula": "Name & '-' & Count"}},
+                    {"name": "Label", "type": "formula", "options": {"formula": "Name & '-' & Count"}},
                     {"name": "Parts", "type": "multipleRecordLinks", "options": {"linkedTableId": "Parts"}},
                     {"name": "Payload", "type": "someFutureType"},
                 ],
@@ -57,9 +54,7 @@ def types_schema() -> dict[str, Any]:
 @pytest.fixture
 def emu() -> Iterator[AirtableEmulator]:
     """Emulator with the reference base and the types base, rate limit off."""
-    with AirtableEmulator(
-        bases={BASE_ID: REFERENCE_BASE, TYPES_BASE_ID: types_schema()}, rate_limit=False
-    ) as emulator:
+    with AirtableEmulator(bases={BASE_ID: REFERENCE_BASE, TYPES_BASE_ID: types_schema()}, rate_limit=False) as emulator:
         yield emulator
 
 

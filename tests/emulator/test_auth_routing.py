@@ -56,8 +56,10 @@ def test_repr_hides_the_key_and_generated_keys_are_random() -> None:
     a, b = AirtableEmulator(), AirtableEmulator()
     assert a.api_key != b.api_key and a.api_key.startswith("pat")
     assert a.api_key not in repr(a)
-    with AirtableEmulator(bases={BASE_ID: {"tables": [{"name": "T", "fields": [
-            {"name": "N", "type": "singleLineText"}]}]}}, api_key="patSECRET") as emu:
+    with AirtableEmulator(
+        bases={BASE_ID: {"tables": [{"name": "T", "fields": [{"name": "N", "type": "singleLineText"}]}]}},
+        api_key="patSECRET",
+    ) as emu:
         text = repr(emu)
         assert "patSECRET" not in text and emu.url in text and BASE_ID in text
 

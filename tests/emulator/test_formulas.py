@@ -36,7 +36,7 @@ from jobtrace.testing.emulator import formula as fx
 
 from .conftest import BASE_ID, JOBS, error_of
 
-NASTY = ["O'Brien \\ \"x\"", "x' OR TRUE() OR '", "back\\slash\\", 'dq " dq', "brace } {x}", "ünïcødé ✓", "a\nb"]
+NASTY = ['O\'Brien \\ "x"', "x' OR TRUE() OR '", "back\\slash\\", 'dq " dq', "brace } {x}", "ünïcødé ✓", "a\nb"]
 
 
 def _ids(recs: list[dict[str, object]]) -> list[object]:
@@ -122,8 +122,18 @@ def test_each_listed_function(runs: pyairtable.Table, jobs: pyairtable.Table) ->
 
 @pytest.mark.parametrize(
     "formula",
-    ["{Run ID} =", "AND(", "{Run ID} = 'unterminated", "{Nope} = 1", "NOSUCHFUNC(1)", "1 +* 2", "()", "{Run ID}} = 1",
-     "IF(1)", "Unknownbare = 1"],
+    [
+        "{Run ID} =",
+        "AND(",
+        "{Run ID} = 'unterminated",
+        "{Nope} = 1",
+        "NOSUCHFUNC(1)",
+        "1 +* 2",
+        "()",
+        "{Run ID}} = 1",
+        "IF(1)",
+        "Unknownbare = 1",
+    ],
 )
 def test_invalid_formulas_are_422_invalid_filter_by_formula(jobs: pyairtable.Table, formula: str) -> None:
     jobs.create({"Run ID": "x"})

@@ -125,9 +125,7 @@ def test_post_list_records_with_json_boolean(emu: AirtableEmulator, jobs: pyairt
     assert resp.json()["records"][0]["fields"] == {primary: "x"}
 
 
-def test_long_formula_switches_to_post_and_long_get_is_refused(
-    jobs: pyairtable.Table, emu: AirtableEmulator
-) -> None:
+def test_long_formula_switches_to_post_and_long_get_is_refused(jobs: pyairtable.Table, emu: AirtableEmulator) -> None:
     jobs.batch_create([{"Run ID": "wanted"}, {"Run ID": "other"}])
     formula = OR(*[Field("Run ID").eq(f"no-such-run-{i:05d}") for i in range(700)], Field("Run ID").eq("wanted"))
     assert len(str(formula)) > 16000

@@ -19,9 +19,7 @@ PENALTY = 0.5
 
 @pytest.fixture
 def limited() -> Iterator[AirtableEmulator]:
-    with AirtableEmulator(
-        bases={BASE_ID: REFERENCE_BASE, OTHER: REFERENCE_BASE}, rate_limit_penalty=PENALTY
-    ) as emu:
+    with AirtableEmulator(bases={BASE_ID: REFERENCE_BASE, OTHER: REFERENCE_BASE}, rate_limit_penalty=PENALTY) as emu:
         yield emu
 
 

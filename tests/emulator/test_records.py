@@ -19,7 +19,10 @@ CREATED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 def _post(emu: AirtableEmulator, method: str, path: str, **kwargs: object) -> requests.Response:
     return requests.request(
-        method, f"{emu.url}/v0/{path}", headers={"Authorization": f"Bearer {emu.api_key}"}, timeout=5,
+        method,
+        f"{emu.url}/v0/{path}",
+        headers={"Authorization": f"Bearer {emu.api_key}"},
+        timeout=5,
         **kwargs,  # type: ignore[arg-type]
     )
 

@@ -137,7 +137,6 @@ class DeadRun:
     """When its process was last seen alive (Unix time)."""
 
 
-
 def default_journal_path() -> Path:
     """``$JOBTRACE_JOURNAL``, else ``$XDG_STATE_HOME/jobtrace/journal.sqlite3`` (``~/.local/state`` by default)."""
     explicit = os.environ.get("JOBTRACE_JOURNAL")
@@ -510,9 +509,7 @@ class Journal:
                 "AND o.stopped IS NULL",
                 (base_id, table, key, owner),
             ).fetchall()
-            return any(
-                self._alive(o, (h, p, hb) if h is not None else None, STALE_AFTER) for o, h, p, hb in others
-            )
+            return any(self._alive(o, (h, p, hb) if h is not None else None, STALE_AFTER) for o, h, p, hb in others)
 
         return self._retrying(op)
 

@@ -444,11 +444,7 @@ class Writer:
                 with self._lock:
                     events, self._events = self._events, []
                 done, self._delivered = self._delivered, []
-                saved = [
-                    (entry.row, entry.version)
-                    for key, entry in self._outbox.items()
-                    if key in self._unsaved
-                ]
+                saved = [(entry.row, entry.version) for key, entry in self._outbox.items() if key in self._unsaved]
                 rows = [(JournalRow(r.table, r.record_key, r.key_fields, dict(r.fields)), v) for r, v in saved]
             if not rows and not done and not events:
                 return False

@@ -33,9 +33,7 @@ def base_id_of(path: str) -> str | None:
     return None
 
 
-def dispatch(
-    bases: Mapping[str, Base], method: str, path: str, query: str, body: bytes
-) -> tuple[int, Any]:
+def dispatch(bases: Mapping[str, Base], method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
     """Route one request; returns ``(status, body)`` or raises ``ApiError``."""
     parts = [unquote(p) for p in path.split("/") if p]
     if not parts or parts[0] != "v0":
@@ -140,9 +138,7 @@ def _create(base: Base, table_ref: str, payload: dict[str, Any]) -> tuple[int, A
         fields_list = []
         for item in records:
             if not isinstance(item, Mapping) or "fields" not in item:
-                raise ApiError.invalid_records(
-                    'Each record in "records" must be an object with a "fields" object'
-                )
+                raise ApiError.invalid_records('Each record in "records" must be an object with a "fields" object')
             fields_list.append(item["fields"])
         created = base.create(table_ref, fields_list, typecast)
         return 200, {"records": [_render(base, table_ref, r, payload) for r in created]}
@@ -154,9 +150,7 @@ def _create(base: Base, table_ref: str, payload: dict[str, Any]) -> tuple[int, A
     return 200, _render(base, table_ref, created[0], payload)
 
 
-def _batch_update(
-    base: Base, table_ref: str, payload: dict[str, Any], replace: bool
-) -> tuple[int, Any]:
+def _batch_update(base: Base, table_ref: str, payload: dict[str, Any], replace: bool) -> tuple[int, Any]:
     records = payload.get("records")
     _check_batch_size(records)
     assert isinstance(records, list)
@@ -168,9 +162,7 @@ def _batch_update(
     if upsert is not None:
         if not isinstance(upsert, Mapping):
             raise ApiError.invalid_request("performUpsert must be an object")
-        recs, created, updated = base.upsert(
-            table_ref, records, upsert.get("fieldsToMergeOn"), replace, typecast
-        )
+        recs, created, updated = base.upsert(table_ref, records, upsert.get("fieldsToMergeOn"), replace, typecast)
         return 200, {
             "records": [_render(base, table_ref, r, payload) for r in recs],
             "createdRecords": created,
@@ -197,8 +189,7 @@ def _check_batch_size(records: Any) -> None:
         raise ApiError.invalid_records('"records" must be a non-empty array')
     if len(records) > MAX_RECORDS_PER_REQUEST:
         raise ApiError.invalid_records(
-            f"You can only send up to {MAX_RECORDS_PER_REQUEST} records per request; "
-            f"got {len(records)}"
+            f"You can only send up to {MAX_RECORDS_PER_REQUEST} records per request; got {len(records)}"
         )
 
 
@@ -276,9 +267,7 @@ def _list_options(params: Mapping[str, Any], *, from_body: bool) -> ListOptions:
     if (page_size := one("pageSize")) is not None:
         opts.page_size = _int_param(page_size, "pageSize")
         if opts.page_size > MAX_PAGE_SIZE or opts.page_size < 1:
-            raise ApiError.invalid_request(
-                f"pageSize must be between 1 and {MAX_PAGE_SIZE}", "INVALID_PAGE_SIZE"
-            )
+            raise ApiError.invalid_request(f"pageSize must be between 1 and {MAX_PAGE_SIZE}", "INVALID_PAGE_SIZE")
     if (offset := one("offset")) is not None and offset != "":
         opts.offset = str(offset)  # an empty offset is the first page, as Airtable takes it
     if (cell_format := one("cellFormat")) is not None:

@@ -50,9 +50,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="keep the bases (schemas and records) in this JSON file across restarts",
     )
     parser.add_argument("--api-key", default=None, help="token to require (default: random)")
-    parser.add_argument(
-        "--no-rate-limit", action="store_true", help="do not enforce 5 requests/s per base"
-    )
+    parser.add_argument("--no-rate-limit", action="store_true", help="do not enforce 5 requests/s per base")
     parser.add_argument(
         "--rate-limit-penalty",
         type=non_negative_seconds,

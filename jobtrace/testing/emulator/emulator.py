@@ -305,9 +305,7 @@ class AirtableEmulator:
 
     @rate_limit.setter
     def rate_limit(self, enabled: bool) -> None:
-        self._limiter = (
-            RateLimiter(self._requests_per_second, self._rate_limit_penalty) if enabled else None
-        )
+        self._limiter = RateLimiter(self._requests_per_second, self._rate_limit_penalty) if enabled else None
 
     def reset_rate_limit(self) -> None:
         """Forget request history and penalties (the limit stays on if it was)."""

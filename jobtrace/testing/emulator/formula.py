@@ -103,9 +103,7 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def _read_quoted(
-    text: str, start: int, open_ch: str, close_ch: str, only_escape: str | None = None
-) -> tuple[str, int]:
+def _read_quoted(text: str, start: int, open_ch: str, close_ch: str, only_escape: str | None = None) -> tuple[str, int]:
     out: list[str] = []
     i = start + 1
     while i < len(text):
@@ -440,9 +438,9 @@ def _ordering_keys(a: Value, b: Value) -> tuple[object, object]:
             raise FormulaEvalError("cannot compare a date with blank")
         return _as_datetime(a), _as_datetime(b)
     numeric = (int, float, bool)
-    if (
-        isinstance(a, numeric) or isinstance(b, numeric) or a is None or b is None
-    ) and not (isinstance(a, str) and isinstance(b, str)):
+    if (isinstance(a, numeric) or isinstance(b, numeric) or a is None or b is None) and not (
+        isinstance(a, str) and isinstance(b, str)
+    ):
         try:
             return to_number(a), to_number(b)
         except FormulaEvalError:
@@ -734,20 +732,12 @@ FUNCTIONS: Mapping[str, Function] = {
     "TRIM": Function(_simple(lambda a: to_text(a[0]).strip()), (1, 1)),
     "CONCATENATE": Function(_simple(lambda a: "".join(to_text(v) for v in a)), (1, None)),
     "LEFT": Function(_simple(lambda a: to_text(a[0])[: int(to_number(a[1]))]), (2, 2)),
-    "RIGHT": Function(
-        _simple(lambda a: to_text(a[0])[-int(to_number(a[1])) :] if to_number(a[1]) else ""), (2, 2)
-    ),
+    "RIGHT": Function(_simple(lambda a: to_text(a[0])[-int(to_number(a[1])) :] if to_number(a[1]) else ""), (2, 2)),
     "MID": Function(
-        _simple(
-            lambda a: to_text(a[0])[
-                int(to_number(a[1])) - 1 : int(to_number(a[1])) - 1 + int(to_number(a[2]))
-            ]
-        ),
+        _simple(lambda a: to_text(a[0])[int(to_number(a[1])) - 1 : int(to_number(a[1])) - 1 + int(to_number(a[2]))]),
         (3, 3),
     ),
-    "SUBSTITUTE": Function(
-        _simple(lambda a: to_text(a[0]).replace(to_text(a[1]), to_text(a[2]))), (3, 4)
-    ),
+    "SUBSTITUTE": Function(_simple(lambda a: to_text(a[0]).replace(to_text(a[1]), to_text(a[2]))), (3, 4)),
     "T": Function(_simple(lambda a: a[0] if isinstance(a[0], str) else None), (1, 1)),
     "VALUE": Function(_simple(lambda a: to_number(to_text(a[0]))), (1, 1)),
     "ABS": Function(_simple(lambda a: abs(to_number(a[0]))), (1, 1)),

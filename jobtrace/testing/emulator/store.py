@@ -190,9 +190,7 @@ class Base:
 
     # ------------------------------------------------------------------ reading
 
-    def get_record(
-        self, table_ref: str, record_id: str, opts: ListOptions | None = None
-    ) -> dict[str, Any]:
+    def get_record(self, table_ref: str, record_id: str, opts: ListOptions | None = None) -> dict[str, Any]:
         """One record in API form; 404 ``MODEL_ID_NOT_FOUND`` if missing."""
         opts = opts or ListOptions()
         with self.lock:
@@ -225,9 +223,7 @@ class Base:
                 ids = self._matching_ids(table, opts)
             page, rest = ids[: opts.page_size], ids[opts.page_size :]
             body: dict[str, Any] = {
-                "records": [
-                    self.render(table, table.records[i], opts) for i in page if i in table.records
-                ]
+                "records": [self.render(table, table.records[i], opts) for i in page if i in table.records]
             }
             if rest:
                 # Opaque to clients; the prefix mirrors Airtable's "itr.../rec..." offsets.
@@ -239,9 +235,7 @@ class Base:
             return body
 
     def _check_list_options(self, table: _Table, opts: ListOptions) -> None:
-        if opts.view is not None and not any(
-            opts.view in (v["id"], v["name"]) for v in table.schema["views"]
-        ):
+        if opts.view is not None and not any(opts.view in (v["id"], v["name"]) for v in table.schema["views"]):
             raise ApiError(422, "VIEW_NAME_NOT_FOUND", f"View {opts.view} not found")
         for name in opts.fields or []:
             if table.field(name) is None:
@@ -255,20 +249,15 @@ class Base:
             raise ApiError.invalid_request(f"Invalid cellFormat {opts.cell_format!r}")
         if opts.cell_format == "string" and (not opts.time_zone or not opts.user_locale):
             raise ApiError.invalid_request(
-                "The timeZone and userLocale parameters are required when using string "
-                "as the cellFormat."
+                "The timeZone and userLocale parameters are required when using string as the cellFormat."
             )
         if opts.time_zone is not None:
             try:
                 resolve_time_zone(opts.time_zone)
             except ValueError:
-                raise ApiError.invalid_request(
-                    f"Invalid timeZone {opts.time_zone!r}", "INVALID_TIME_ZONE"
-                ) from None
+                raise ApiError.invalid_request(f"Invalid timeZone {opts.time_zone!r}", "INVALID_TIME_ZONE") from None
         if not 1 <= opts.page_size <= MAX_PAGE_SIZE:
-            raise ApiError.invalid_request(
-                f"pageSize must be between 1 and {MAX_PAGE_SIZE}", "INVALID_PAGE_SIZE"
-            )
+            raise ApiError.invalid_request(f"pageSize must be between 1 and {MAX_PAGE_SIZE}", "INVALID_PAGE_SIZE")
         if opts.max_records is not None and opts.max_records < 1:
             raise ApiError.invalid_request("maxRecords must be a positive integer")
 
@@ -411,9 +400,7 @@ class Base:
 
     # ------------------------------------------------------------------ writing
 
-    def create(
-        self, table_ref: str, records: Sequence[Mapping[str, Any]], typecast: bool
-    ) -> list[Record]:
+    def create(self, table_ref: str, records: Sequence[Mapping[str, Any]], typecast: bool) -> list[Record]:
         """Create records from ``fields`` dicts, all or none."""
         with self.lock:
             table = self.table(table_ref)
@@ -496,8 +483,7 @@ class Base:
                 key = repr([cells[m] for m in merge_ids])
                 if key in seen_keys:
                     raise ApiError.invalid_records(
-                        "Multiple records in the request have the same values for "
-                        "performUpsert.fieldsToMergeOn"
+                        "Multiple records in the request have the same values for performUpsert.fieldsToMergeOn"
                     )
                 seen_keys.add(key)
                 if index is None:
@@ -579,8 +565,7 @@ class Base:
         """Validate and coerce one record's ``fields``: field ID -> value (None clears)."""
         if not isinstance(fields, Mapping):
             raise ApiError.invalid_request(
-                'Invalid request: parameter validation failed. Check your request data. "fields" '
-                "must be an object",
+                'Invalid request: parameter validation failed. Check your request data. "fields" must be an object',
                 "INVALID_REQUEST_MISSING_FIELDS",
             )
         cells: dict[str, Any] = {}
@@ -690,9 +675,7 @@ class Base:
             return [dict(v) for v in value]
         return value  # a type the emulator does not model: keep any JSON
 
-    def _choice(
-        self, f: Mapping[str, Any], value: str, typecast: bool, pending: dict[str, list[str]]
-    ) -> str:
+    def _choice(self, f: Mapping[str, Any], value: str, typecast: bool, pending: dict[str, list[str]]) -> str:
         names = {c["name"] for c in f["options"]["choices"]} | set(pending.get(f["id"], []))
         if value in names:
             return value
