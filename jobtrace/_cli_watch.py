@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._display import human_duration
+from ._display import human_duration, parse_airtable_time
 from ._text import visible
 from .argtypes import MAX_SECONDS
 from .cli import UserError, call_airtable, explain_airtable_error, read_settings, table_clients
@@ -80,16 +80,6 @@ class Snapshot:
     failures: list[dict[str, Any]] = field(default_factory=list)
     read_at: float = 0.0
     error: str | None = None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def _number(value: Any) -> int:
@@ -163,7 +153,7 @@ def render(snapshot: Snapshot, schema: Schema, now: datetime | None = None) -> R
     now = now or datetime.now(timezone.utc)
     names, client_names = schema.job.names, schema.client.names
     job = snapshot.job
-    started = _parse_time(job.get(names.start_time or ""))
+    started = parse_airtable_time(job.get(names.start_time or ""))
     elapsed = (now - started).total_seconds() if started else 0.0
     done = _number(job.get(names.clients_processed or ""))
     succeeded = _number(job.get(names.clients_succeeded or ""))
@@ -222,8 +212,8 @@ def summary(snapshot: Snapshot, schema: Schema) -> list[str]:
     """The lines printed when the run has ended."""
     names, client_names = schema.job.names, schema.client.names
     job = snapshot.job
-    started = _parse_time(job.get(names.start_time or ""))
-    ended = _parse_time(job.get(names.end_time or ""))
+    started = parse_airtable_time(job.get(names.start_time or ""))
+    ended = parse_airtable_time(job.get(names.end_time or ""))
     took = f" after {human_duration((ended - started).total_seconds())}" if started and ended else ""
     done = _number(job.get(names.clients_processed or ""))
     succeeded = _number(job.get(names.clients_succeeded or ""))

@@ -12,14 +12,26 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from ._text import visible
 
-__all__ = ["CellFormatter", "human_duration"]
+__all__ = ["CellFormatter", "human_duration", "parse_airtable_time"]
 
 _DIFF_UNIT = re.compile(r"DATETIME_DIFF\s*\(.*,\s*['\"](seconds|minutes|hours|days)['\"]\s*\)\s*$", re.I | re.S)
 _UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+
+def parse_airtable_time(value: Any) -> datetime | None:
+    """A dateTime cell as Airtable sends it (``2025-10-05T21:02:47.000Z``), aware; None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def human_duration(seconds: float) -> str:

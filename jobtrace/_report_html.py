@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ._display import CellFormatter, human_duration
+from ._display import CellFormatter, human_duration, parse_airtable_time
 from ._text import visible
 from .schema import Schema
 
@@ -74,16 +74,6 @@ def _tick(seconds: float, total: float) -> str:
     return f"{seconds:.1f}s" if total < 10 else human_duration(seconds)
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-
-
 def _shown(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
@@ -132,7 +122,10 @@ def _summary(run_id: str, job: Mapping[str, Any], schema: Schema, fmt: CellForma
     if not job:
         return f"<h1>Job run {_esc(run_id)}</h1><p class='sub'>No job record (client runs only).</p>"
     status = job.get(names.status, "")
-    started, ended = _time(job.get(names.start_time or "")), _time(job.get(names.end_time or ""))
+    started, ended = (
+        parse_airtable_time(job.get(names.start_time or "")),
+        parse_airtable_time(job.get(names.end_time or "")),
+    )
     rows: list[tuple[str, str]] = [("Started", _esc(_shown(started))), ("Ended", _esc(_shown(ended)))]
     if started:
         took = human_duration(((ended or now) - started).total_seconds())
@@ -177,14 +170,14 @@ def _timeline(
     if not clients:
         return '<h2>Timeline</h2><p class="none">No client runs.</p>'
     spans = []
-    job_end = _time(job.get(schema.job.names.end_time or "")) or now
+    job_end = parse_airtable_time(job.get(schema.job.names.end_time or "")) or now
     for f in clients:
-        start = _time(f.get(names.start_time or ""))
-        end = _time(f.get(names.end_time or "")) or (job_end if start else None)
+        start = parse_airtable_time(f.get(names.start_time or ""))
+        end = parse_airtable_time(f.get(names.end_time or "")) or (job_end if start else None)
         spans.append((f, start, end))
     starts = [s for _, s, _ in spans if s]
     ends = [e for _, _, e in spans if e]
-    t0 = min([*starts, _time(job.get(schema.job.names.start_time or "")) or now]) if starts else now
+    t0 = min([*starts, parse_airtable_time(job.get(schema.job.names.start_time or "")) or now]) if starts else now
     t1 = max([*ends, t0])
     total = max((t1 - t0).total_seconds(), 0.001)
     label_w, plot_w, row_h, top = 190, 760, 22, 28
@@ -211,7 +204,7 @@ def _timeline(
         details = [
             f"{_plain(client)}: {_plain(status)}",
             f"Start  {_shown(start)}",
-            f"End    {_shown(_time(f.get(names.end_time or '')))}",
+            f"End    {_shown(parse_airtable_time(f.get(names.end_time or '')))}",
             f"Took   {human_duration(((end or start) - start).total_seconds())}",
         ]
         details += [f"{n}: {fmt(n, f[n])}" for n in counters if f.get(n) not in (None, "", 0)]
@@ -253,10 +246,10 @@ def _history(history: Sequence[Mapping[str, Any]], schema: Schema, now: datetime
     names = schema.job.names
     runs = []
     for f in history:
-        start = _time(f.get(names.start_time or ""))
+        start = parse_airtable_time(f.get(names.start_time or ""))
         if start is None:
             continue
-        end = _time(f.get(names.end_time or ""))
+        end = parse_airtable_time(f.get(names.end_time or ""))
         failed = f.get(names.clients_failed or "")
         runs.append((start, str(f.get(names.run_id, "")), ((end or now) - start).total_seconds(), end is None,
                      int(failed) if isinstance(failed, (int, float)) else 0, f.get(names.status, "")))  # fmt: skip

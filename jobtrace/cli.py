@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
+from ._display import human_duration, parse_airtable_time
 from ._text import VisibleWriter, visible
 from .argtypes import positive_count, positive_seconds
 from .errors import JobtraceError
@@ -139,34 +140,14 @@ def _airtable_error(exc: Exception, settings: Settings) -> UserError | None:
     return None
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-
-
 def _duration(fields: Mapping[str, Any], start: str | None, end: str | None, now: datetime) -> str:
-    started = _parse_time(fields.get(start)) if start else None
+    started = parse_airtable_time(fields.get(start)) if start else None
     if started is None:
         return ""
-    ended = _parse_time(fields.get(end)) if end else None
+    ended = parse_airtable_time(fields.get(end)) if end else None
     seconds = int(((ended or now) - started).total_seconds())
-    text = _human(max(seconds, 0))
+    text = human_duration(max(seconds, 0))
     return text if ended is not None else f"{text}+"
-
-
-def _human(seconds: int) -> str:
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def _cell(value: Any) -> str:
