@@ -40,7 +40,7 @@ from .schema import Schema
 from .statuses import Status
 from .tracker import configure, configure_from_env, diagnostics, flush, restore, shutdown
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Change",
