@@ -184,6 +184,9 @@ def test_cli_reads_beside_a_job_draw_from_the_same_budget(
     env = {"AIRTABLE_API_KEY": emulator.api_key, "AIRTABLE_BASE_ID": BASE_ID, "AIRTABLE_ENDPOINT_URL": emulator.url}
     try:
         with jobtrace.tracked_job("post-scoring") as job:
+            # `show` needs the job record in the base: wait for its first delivery (it races the first read
+            # otherwise, while the schema check and the run-ID lookup hold the first second's slots).
+            assert jobtrace.flush(30)
             for i in range(120):
                 with jobtrace.client_run(f"client-{i:03d}"):
                     time.sleep(0.01)
