@@ -377,7 +377,7 @@ def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
 
 def cmd_replay(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     from .sinks.airtable import replay
-    from .sinks.airtable.journal import default_journal_path
+    from .delivery.journal import default_journal_path
 
     settings = _settings(env)
     from .sinks.airtable.replay import JournalError

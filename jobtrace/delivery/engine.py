@@ -259,7 +259,7 @@ class DeliveryEngine:
             self._guard(self._journal.save, self._destination, self._owner, rows)
 
     def _row(self, table: str, key_fields: tuple[str, ...], fields: dict[str, Any]) -> Any:
-        from ..sinks.airtable.journal import JournalRow, record_key  # the journal's own types (loaded with it)
+        from .journal import JournalRow, record_key
 
         return JournalRow(table, record_key(key_fields, fields), key_fields, fields)
 

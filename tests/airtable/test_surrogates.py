@@ -12,7 +12,7 @@ import jobtrace
 from jobtrace import tracking
 from jobtrace.sinks import MemorySink
 from jobtrace.sinks.airtable import replay
-from jobtrace.sinks.airtable.journal import Journal
+from jobtrace.delivery.journal import Journal
 from jobtrace.testing import AirtableEmulator
 from jobtrace.values import safe_text
 

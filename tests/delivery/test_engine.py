@@ -182,7 +182,7 @@ def test_the_airtable_transport_says_what_airtables_answers_mean() -> None:
 
 def test_what_a_closing_engine_could_not_deliver_waits_in_the_journal_for_the_next(tmp_path: Path) -> None:
     pytest.importorskip("pyairtable")  # the journal lives in the Airtable sink's package for now
-    from jobtrace.sinks.airtable.journal import Journal
+    from jobtrace.delivery.journal import Journal
 
     down = MemoryTransport()
     down.fail(RetryAfter(0.0, "HTTP 503"), count=None)
@@ -215,7 +215,7 @@ def test_what_a_closing_engine_could_not_deliver_waits_in_the_journal_for_the_ne
 
 def test_a_delivered_record_leaves_the_journal_and_a_refused_one_is_kept_as_undeliverable(tmp_path: Path) -> None:
     pytest.importorskip("pyairtable")
-    from jobtrace.sinks.airtable.journal import Journal
+    from jobtrace.delivery.journal import Journal
 
     journal = Journal(tmp_path / "journal.sqlite3")
     transport = MemoryTransport()

@@ -39,7 +39,7 @@ from ..base import Sink
 from .budget import DEFAULT_APPLICATION_HEADROOM, Budget, budget_for, budgeted_api
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
 from .credentials import check_endpoint_url, clean_api_key
-from .journal import Journal, RunEvent, default_journal_path, record_key
+from ...delivery.journal import Journal, RunEvent, default_journal_path, record_key
 from .redis_link import RedisLink, RedisUnavailable, redis_link
 from .replay import ReplayResult, replay
 from .writer import Writer

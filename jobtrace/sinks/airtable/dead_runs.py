@@ -26,7 +26,7 @@ from pyairtable import Api, formulas
 from ...changes import utc_iso
 from ...notes import append_note
 from ...statuses import Status
-from .journal import DeadRun, Journal, RunEvent
+from ...delivery.journal import DeadRun, Journal, RunEvent
 from .throttle import RequestLimiter
 from .writer import Writer
 

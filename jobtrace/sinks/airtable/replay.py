@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from .journal import Journal, JournalError
+from ...delivery.journal import Journal, JournalError
 from .throttle import throttle_for
 from .writer import Writer
 

@@ -49,7 +49,7 @@ from pyairtable import Api
 from ...errors import SinkError
 from ...redaction import redact
 from ...values import unsendable_fields
-from .journal import Journal, JournalRow, RunEvent, record_key
+from ...delivery.journal import Journal, JournalRow, RunEvent, record_key
 from .throttle import RequestLimiter, Slot
 
 __all__ = ["MAX_RECORDS_PER_REQUEST", "Writer"]

@@ -1,12 +1,15 @@
-"""The local journal: changes not yet delivered to Airtable, in SQLite.
+"""The write-ahead journal of the delivery engine: changes not yet delivered, in SQLite.
 
-The writer thread saves every pending record (its fields merged, one row per
-record) here before sending it, and deletes the row once Airtable has it. A
-process that dies, or that cannot reach Airtable before it exits, leaves its
-rows behind; the next :class:`~jobtrace.sinks.AirtableSink` started for the
-same base, or :func:`~jobtrace.sinks.airtable.replay`, claims and delivers
-them. Delivery is an upsert on the record's key fields, so delivering a row
-twice leaves one record.
+The engine (:mod:`.engine`) saves every pending record (its fields merged,
+one row per record) here before sending it, and deletes the row once the
+backend has it. A process that dies, or that cannot reach the backend before
+it exits, leaves its rows behind; the next engine started for the same
+destination (for Airtable: the next :class:`~jobtrace.sinks.AirtableSink` of
+the same base, or :func:`~jobtrace.sinks.airtable.replay`) claims and
+delivers them. Delivery is an upsert on the record's key fields, so
+delivering a row twice leaves one record. (The ``base_id`` column names the
+destination: an Airtable base ID, or any string another transport's sink
+chooses.)
 
 Rows belong to an *owner* (one running sink), named by a random UUID. A row
 is claimable only when its owner is gone: it released its rows on close, or
@@ -18,16 +21,16 @@ a journal cannot replay each other's stale values over newer ones.
 
 The journal also knows which runs each owner has open (``open_runs``): a
 dead owner's open runs are claimed with its rows, and the claimer closes them
-as ``Interrupted`` once its leftovers are delivered (:mod:`.dead_runs`).
+as ``Interrupted`` once its leftovers are delivered (:mod:`jobtrace.sinks.airtable.dead_runs`).
 
 Every operation is bounded: SQLite waits at most a tenth of a second for
 another process's lock, and the operation retries until its deadline (10 s,
-or the deadline a closing writer set with :meth:`Journal.set_deadline`), so
+or the deadline a closing engine set with :meth:`Journal.set_deadline`), so
 ``flush()`` and the exit path keep their bounds while another process holds
 the journal's lock.
 
 A row holds the base ID, the table, the key field names and the fields (key
-values included); never the API key. Records Airtable refused (a value it
+values included); never the API key. Records the backend refused (a value it
 rejects) move to the ``undeliverable`` table instead of being dropped.
 """
 
@@ -47,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ...errors import SinkError
-from ...values import has_surrogates
+from ..errors import SinkError
+from ..values import has_surrogates
 from . import owners as owner_locks
 
 __all__ = ["DeadRun", "Journal", "JournalError", "JournalRow", "RunEvent", "default_journal_path"]
@@ -174,7 +177,7 @@ class JournalRow:
 class Journal:
     """A SQLite file shared by every sink (and process) of a user; thread-safe.
 
-    Every method runs one short transaction under a lock, so the writer thread
+    Every method runs one short transaction under a lock, so the engine's threads
     and a closing caller thread can both use it. SQLite's own locking (WAL,
     busy timeout) arbitrates between processes.
     """
@@ -550,7 +553,7 @@ class Journal:
     def set_aside(
         self, base_id: str, owner: str, row: JournalRow, error: str, version: int | None, whole_record: bool
     ) -> None:
-        """Keep fields Airtable refused in ``undeliverable``; with ``whole_record`` drop the pending row."""
+        """Keep fields the backend refused in ``undeliverable``; with ``whole_record`` drop the pending row."""
         self._retrying(lambda: self._set_aside(base_id, owner, row, error, version, whole_record))
 
     def _set_aside(
@@ -578,7 +581,7 @@ class Journal:
                 )
 
     def undeliverable(self, base_id: str) -> list[tuple[JournalRow, str]]:
-        """The records (or fields) Airtable refused, with the reason, oldest first."""
+        """The records (or fields) the backend refused, with the reason, oldest first."""
         found = self._retrying(
             lambda: self._conn.execute(
                 "SELECT table_name, record_key, key_fields, fields, error FROM undeliverable WHERE base_id = ? "

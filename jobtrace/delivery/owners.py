@@ -1,6 +1,6 @@
 """Which journal owners are alive: an OS lock each owner holds for as long as its process lives.
 
-Every running writer (one sink, or one replay) is a journal *owner*, named by
+Every running delivery engine (one sink, or one replay) is a journal *owner*, named by
 a random UUID, never by its PID. It creates ``<journal>.owners/<owner>.lock``
 and holds an exclusive ``flock`` on it until it releases its rows or its
 process dies; the kernel drops the lock when the process ends, however it
