@@ -376,8 +376,8 @@ def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
 
 
 def cmd_replay(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    from .sinks.airtable import replay
     from .delivery.journal import default_journal_path
+    from .sinks.airtable import replay
 
     settings = _settings(env)
     from .sinks.airtable.replay import JournalError

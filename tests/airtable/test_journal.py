@@ -11,8 +11,8 @@ from pathlib import Path
 
 import jobtrace
 from jobtrace.changes import CLIENT, JOB
-from jobtrace.sinks.airtable import make_api, replay
 from jobtrace.delivery.journal import Journal, JournalRow, record_key
+from jobtrace.sinks.airtable import make_api, replay
 from jobtrace.sinks.airtable.throttle import Throttle
 from jobtrace.sinks.airtable.writer import Writer
 from jobtrace.testing import AirtableEmulator

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 import jobtrace
 from jobtrace import tracking
+from jobtrace.delivery.journal import Journal
 from jobtrace.sinks import MemorySink
 from jobtrace.sinks.airtable import replay
-from jobtrace.delivery.journal import Journal
 from jobtrace.testing import AirtableEmulator
 from jobtrace.values import safe_text
 

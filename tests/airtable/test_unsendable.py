@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import jobtrace
 from jobtrace import tracking
+from jobtrace.delivery.journal import Journal, JournalRow, record_key
 from jobtrace.sinks import MemorySink
 from jobtrace.sinks.airtable import replay
-from jobtrace.delivery.journal import Journal, JournalRow, record_key
 from jobtrace.testing import AirtableEmulator
 
 from .conftest import BASE_ID, CLIENTS, JOBS, PENALTY, SinkFactory, fields_by_client

@@ -13,8 +13,8 @@ import pytest
 
 import jobtrace
 from jobtrace import cli
-from jobtrace.sinks import AirtableSink
 from jobtrace.delivery.journal import Journal
+from jobtrace.sinks import AirtableSink
 from jobtrace.testing import AirtableEmulator
 
 from .conftest import BASE_ID, child_env, spawn, wait_for_line

@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("AirtableSink needs pyairtable: pip install 'jobtrace[airtable]'") from exc
 
 from ...changes import CLIENT, END, JOB, START, Change
+from ...delivery.journal import Journal, RunEvent, default_journal_path, record_key
 from ...errors import ConfigurationError, JobtraceError, SinkError
 from ...redaction import redact
 from ...schema import Schema, TableSchema
@@ -39,7 +40,6 @@ from ..base import Sink
 from .budget import DEFAULT_APPLICATION_HEADROOM, Budget, budget_for, budgeted_api
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
 from .credentials import check_endpoint_url, clean_api_key
-from ...delivery.journal import Journal, RunEvent, default_journal_path, record_key
 from .redis_link import RedisLink, RedisUnavailable, redis_link
 from .replay import ReplayResult, replay
 from .writer import Writer

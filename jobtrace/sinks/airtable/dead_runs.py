@@ -24,9 +24,9 @@ from typing import Any
 from pyairtable import Api, formulas
 
 from ...changes import utc_iso
+from ...delivery.journal import DeadRun, Journal, RunEvent
 from ...notes import append_note
 from ...statuses import Status
-from ...delivery.journal import DeadRun, Journal, RunEvent
 from .throttle import RequestLimiter
 from .writer import Writer
 

@@ -46,10 +46,10 @@ from typing import Any, TypeVar
 import requests
 from pyairtable import Api
 
+from ...delivery.journal import Journal, JournalRow, RunEvent, record_key
 from ...errors import SinkError
 from ...redaction import redact
 from ...values import unsendable_fields
-from ...delivery.journal import Journal, JournalRow, RunEvent, record_key
 from .throttle import RequestLimiter, Slot
 
 __all__ = ["MAX_RECORDS_PER_REQUEST", "Writer"]
