@@ -13,7 +13,12 @@ Airtable's answer                           outcome
 401, 403, 404 (token, scopes, base, table)  :class:`RetryAfter` (``AUTH_RETRY`` s): fixable without
                                             losing what is pending
 400, 413, 422                               :class:`Refused`, naming the field Airtable names
+the client raises on the records            :class:`Refused` (no field: the record is set aside)
 ==========================================  =====================================================
+
+This is the only module that makes pyairtable write calls for delivery; the
+AirtableSink (:mod:`jobtrace.sinks.airtable`) and ``jobtrace replay`` send
+through an engine over this transport.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ _FIELD_PATTERNS = (
     re.compile(r'Field "(?P<field>.+?)" cannot accept'),
     re.compile(r'field "(?P<field>.+?)"', re.IGNORECASE),
 )
+_OPTION_PATTERN = re.compile(r'select option "+(?P<value>.*?)"+\s*$')
 
 
 class AirtableTransport(Transport):
@@ -62,8 +68,12 @@ class AirtableTransport(Transport):
             )
         except requests.HTTPError as exc:
             return classify(exc, records, self._penalty)
-        except requests.RequestException as exc:  # connection refused or dropped, timeouts
+        except requests.RequestException as exc:  # connection refused or dropped, timeouts, a garbled answer
             return RetryAfter(0.0, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # Not the network's doing: something in these records the client cannot send (the engine
+            # splits the batch and sets the one record aside, so it never holds up the others).
+            return Refused(None, f"{type(exc).__name__}: {exc}")
         return Delivered()
 
     def read(self, table: str, key: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -84,8 +94,7 @@ def classify(
     if status == 429:
         return RetryAfter(penalty, error, pause_all=True)
     if status in (400, 413, 422):
-        names = {name for record in records for name in record}
-        return Refused(_refused_field(error, names), error)
+        return Refused(_refused_field(error, records), error)
     if status in (401, 403, 404):
         return RetryAfter(AUTH_RETRY, error)
     return RetryAfter(0.0, error)
@@ -104,13 +113,24 @@ def describe(exc: requests.HTTPError) -> str:
             return f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
         if isinstance(error, str):
             return error
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return f"{errors[0].get('error', '')}: {errors[0].get('message', '')}".strip(": ")
         return json.dumps(body)[:300]
     return response.reason if response is not None and response.reason else type(exc).__name__
 
 
-def _refused_field(error: str, names: set[str]) -> str | None:
+def _refused_field(error: str, records: Sequence[Mapping[str, Any]]) -> str | None:
+    """The field Airtable's error names, or (for a select option) the one field of a lone record holding that value."""
+    names = {name for record in records for name in record}
     for pattern in _FIELD_PATTERNS:
         match = pattern.search(error)
         if match and match.group("field") in names:
             return match.group("field")
+    match = _OPTION_PATTERN.search(error)
+    if match and len(records) == 1:
+        value = match.group("value")
+        candidates = [name for name, v in records[0].items() if isinstance(v, str) and v == value]
+        if len(candidates) == 1:
+            return candidates[0]
     return None

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import jobtrace
 from jobtrace.changes import CLIENT, JOB
+from jobtrace.delivery import DeliveryEngine, MemoryTransport, RetryAfter
 from jobtrace.delivery.journal import Journal, JournalRow, record_key
-from jobtrace.sinks.airtable import make_api, replay
+from jobtrace.sinks.airtable import replay
 from jobtrace.sinks.airtable.throttle import Throttle
-from jobtrace.sinks.airtable.writer import Writer
 from jobtrace.testing import AirtableEmulator
 
 from .conftest import BASE_ID, CLIENTS, JOBS, PENALTY, SinkFactory, fields_by_client
@@ -144,7 +144,9 @@ def test_a_live_owners_rows_are_not_claimed_and_a_released_owners_are(tmp_path: 
 
 
 def test_coalescing_keeps_the_terminal_status_under_later_updates(tmp_path: Path) -> None:
-    writer = Writer(make_api("unused", "http://127.0.0.1:9"), BASE_ID, Journal(tmp_path / "j"), Throttle())
+    down = MemoryTransport()
+    down.fail(RetryAfter(0.0, "HTTP 503"), count=None)  # nothing is delivered: the changes stay coalesced
+    engine = DeliveryEngine(down, journal=Journal(tmp_path / "j"), destination=BASE_ID, limiter=Throttle())
     keys = ("Run ID", "Client ID")
     key = (CLIENT, "251005-210247", "c1")
     base = {"Run ID": "251005-210247-c1", "Client ID": "c1"}
@@ -156,10 +158,10 @@ def test_coalescing_keeps_the_terminal_status_under_later_updates(tmp_path: Path
         {"Status": "Failed", "End Time": "2025-10-05T21:03:00.000Z", "Errors": "boom"},
         {"Progress": "2/2"},
     ]:
-        writer.submit(key, CLIENTS, keys, {**fields, **base})
-    writer.submit((JOB, "251005-210247", None), JOBS, ("Run ID",), {"Run ID": "251005-210247", "Status": "Running"})
-    assert writer.backlog() == 2
-    assert writer.pending_fields(CLIENTS, record_key(keys, base)) == {
+        engine.submit(CLIENTS, keys, {**fields, **base}, key=key)
+    engine.submit(JOBS, ("Run ID",), {"Run ID": "251005-210247", "Status": "Running"}, key=(JOB, "251005-210247", None))
+    assert engine.backlog == 2
+    assert engine.pending_fields(CLIENTS, record_key(keys, base)) == {
         **base,
         "Status": "Failed",
         "Start Time": "2025-10-05T21:02:47.000Z",
@@ -168,6 +170,7 @@ def test_coalescing_keeps_the_terminal_status_under_later_updates(tmp_path: Path
         "Posts Processed": 2,
         "Progress": "2/2",
     }
+    engine.close(0.5)
 
 
 EXITING_JOB = textwrap.dedent(

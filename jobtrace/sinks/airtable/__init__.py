@@ -8,9 +8,13 @@
     jobtrace.configure(sinks=[AirtableSink.from_env()])   # AIRTABLE_API_KEY, AIRTABLE_BASE_ID
 
 Every record is created and updated with an upsert on its key fields (``Run
-ID``; ``Run ID`` + ``Client ID`` for client runs), from a background writer
-that coalesces, batches, stays under Airtable's rate limit, retries, and
-journals what it could not deliver yet (see :mod:`.writer`, :mod:`.journal`).
+ID``; ``Run ID`` + ``Client ID`` for client runs), by the delivery engine
+(:mod:`jobtrace.delivery.engine`: coalesces, journals, batches, stays within
+the base's shared budget, retries, sets aside what Airtable refuses) over an
+:class:`~jobtrace.delivery.airtable.AirtableTransport`. The sink adds
+Airtable's lifecycle work: the schema check, which runs this process has open
+(for closing a dead process's runs), heartbeats riding on writes, run-ID
+claims and reads.
 Needs the ``airtable`` extra: ``pip install 'jobtrace[airtable]'``.
 """
 
@@ -31,6 +35,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("AirtableSink needs pyairtable: pip install 'jobtrace[airtable]'") from exc
 
 from ...changes import CLIENT, END, JOB, START, Change
+from ...delivery.airtable import AirtableTransport
+from ...delivery.engine import DeliveryEngine, EngineClosed
 from ...delivery.journal import Journal, RunEvent, default_journal_path, record_key
 from ...errors import ConfigurationError, JobtraceError, SinkError
 from ...redaction import redact
@@ -42,7 +48,6 @@ from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
 from .credentials import check_endpoint_url, clean_api_key
 from .redis_link import RedisLink, RedisUnavailable, redis_link
 from .replay import ReplayResult, replay
-from .writer import Writer
 
 __all__ = [
     "TRACKER_STATUSES",
@@ -122,11 +127,11 @@ class AirtableSink(Sink):
         heartbeat_interval: how often a live job refreshes its ``Last Heartbeat`` field (when the base
             has one; client runs' heartbeats ride on their own writes).
 
-    ``write()`` only queues; see :mod:`jobtrace.sinks.airtable.writer` for what
-    the background writer does and guarantees.
+    ``write()`` only queues; see :mod:`jobtrace.delivery.engine` for what the
+    delivery engine does and guarantees.
     """
 
-    coalesces = True  # the writer merges a record's pending changes into one write anyway
+    coalesces = True  # the engine merges a record's pending changes into one write anyway
 
     def __init__(
         self,
@@ -151,8 +156,8 @@ class AirtableSink(Sink):
             raise ConfigurationError(f"not an Airtable base ID: {base_id!r} (expected 'app' + 14 characters)")
         self._base_id = base_id
         self._endpoint = check_endpoint_url(endpoint_url or DEFAULT_ENDPOINT)
-        # Two clients: requests.Session is not meant to be shared between the
-        # writer thread and callers of read()/start().
+        # Separate clients: requests.Session is not meant to be shared between the
+        # engine's sender thread and callers of read()/start().
         self._api = make_api(api_key, self._endpoint, timeout)
         self._read_api = make_api(api_key, self._endpoint, timeout)
         self._claim_api = make_api(api_key, self._endpoint, timeout)
@@ -180,7 +185,7 @@ class AirtableSink(Sink):
         self._key_fields: dict[str, tuple[str, ...]] = {}
         self._tables: dict[str, TableSchema] = {}
         self._journal: Journal | None = None
-        self._writer: Writer | None = None
+        self._engine: DeliveryEngine | None = None
         self._problems: list[Problem] = []
         # Runs open in this process (started, not ended): change key -> (table, record key).
         self._live: dict[Any, tuple[str, str]] = {}
@@ -209,7 +214,7 @@ class AirtableSink(Sink):
     # -- the sink verbs ----------------------------------------------------------------
 
     def start(self, schema: Schema) -> None:
-        """Check the base against the mapping (``ConfigurationError`` if it cannot work), start the writer."""
+        """Check the base against the mapping (``ConfigurationError`` if it cannot work), start the engine."""
         schema = self._schema_override or schema
         seen: dict[str, Any] = {}
         if self._check:
@@ -236,19 +241,17 @@ class AirtableSink(Sink):
             JOB: (schema.job.names.run_id,),
             CLIENT: tuple(dict.fromkeys(client_key)),
         }
-        if self._writer is None:
+        if self._engine is None:
             self._journal = Journal(self._journal_path)
-            self._writer = Writer(
+            self._engine = delivery_engine(
                 self._api,
                 self._base_id,
                 self._journal,
                 self._throttle,
                 rate_limit_penalty=self._penalty,
-                backoff_initial=self._backoff[0],
-                backoff_max=self._backoff[1],
+                backoff=self._backoff,
                 claim_leftovers=self._deliver_leftovers,
             )
-            self._writer.start()
             for kind, table in self._tables.items():
                 self._heartbeat_field[kind] = table.names.heartbeat or _heartbeat_in(seen, table.name)
                 self._roles[kind] = run_roles(schema, kind)
@@ -259,9 +262,9 @@ class AirtableSink(Sink):
                 threading.Thread(target=self._heartbeat, name="jobtrace-heartbeat", daemon=True).start()
 
     def write(self, change: Change) -> None:
-        """Queue the change for the background writer: O(1), thread-safe, no I/O."""
-        writer = self._writer
-        if writer is None:
+        """Queue the change for the delivery engine: O(1), thread-safe, no I/O."""
+        engine = self._engine
+        if engine is None:
             raise SinkError("AirtableSink.write() before start(): configure it with jobtrace.configure(sinks=[...])")
         kind, event, table = change.kind, change.event, change.table
         key_fields = self._key_fields[kind]
@@ -280,7 +283,7 @@ class AirtableSink(Sink):
                     self._live.pop(change.key, None)
                     self._beats.pop(change.key, None)
                     run_event = RunEvent(table, key, key_fields, False)
-                writer.submit(change.key, table, key_fields, fields, run_event)
+                _submit(engine, table, key_fields, fields, change.key, run_event)
             return
         if beat is not None and change.key in self._live:
             # The heartbeat rides on the record's own writes (no request of its own).
@@ -288,7 +291,7 @@ class AirtableSink(Sink):
             if now - self._beats.get(change.key, 0.0) >= self._heartbeat_interval / 2:
                 self._beats[change.key] = now
                 fields = {**fields, beat: _now_iso()}
-        writer.submit(change.key, table, key_fields, fields)
+        _submit(engine, table, key_fields, fields, change.key)
 
     def open_here(self, table: str, key: str) -> bool:
         """Whether this process has that record's run open."""
@@ -297,14 +300,14 @@ class AirtableSink(Sink):
     def _close_dead_runs(self) -> None:
         from .dead_runs import close_dead_runs
 
-        writer, journal = self._writer, self._journal
-        if writer is None or journal is None or not writer.wait_ready(30.0):
+        engine, journal = self._engine, self._journal
+        if engine is None or journal is None or not engine.wait_ready(30.0):
             return
         try:
             close_dead_runs(
                 self._read_api,
                 self._base_id,
-                writer,
+                engine,
                 journal,
                 self._throttle,
                 time.monotonic() + DEAD_RUNS_WAIT,
@@ -320,8 +323,8 @@ class AirtableSink(Sink):
         assert beat is not None
         table = self._tables[JOB]
         while not self._stopped.wait(self._heartbeat_interval / 2):
-            writer = self._writer
-            if writer is None:
+            engine = self._engine
+            if engine is None:
                 return
             now = time.monotonic()
             with self._live_lock:
@@ -333,22 +336,22 @@ class AirtableSink(Sink):
             for key in due:
                 try:
                     fields = {table.names.run_id: key[1], beat: _now_iso()}
-                    writer.submit(key, table.name, self._key_fields[JOB], fields)
-                except SinkError:
+                    engine.submit(table.name, self._key_fields[JOB], fields, key=key)
+                except EngineClosed:
                     return
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every change written so far is in Airtable (True), or ``timeout`` seconds."""
-        writer = self._writer
-        return True if writer is None else writer.flush(timeout)
+        engine = self._engine
+        return True if engine is None else engine.flush(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush within ``timeout``; what is still undelivered stays in the journal for the next start or replay."""
-        writer = self._writer
-        if writer is None:
+        engine = self._engine
+        if engine is None:
             return
         self._stopped.set()
-        writer.close(timeout)
+        engine.close(timeout)
 
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
         """The record as Airtable has it, with every change not yet delivered merged on top.
@@ -382,8 +385,8 @@ class AirtableSink(Sink):
         if self._journal is not None:
             for row in self._journal.rows(self._base_id, table.name, key):
                 merged.update(row.fields)
-        if self._writer is not None:
-            merged.update(self._writer.pending_fields(table.name, key))
+        if self._engine is not None:
+            merged.update(self._engine.pending_fields(table.name, key))
         if found is None and not merged:
             return None
         return {k: v for k, v in merged.items() if v is not None}
@@ -405,10 +408,10 @@ class AirtableSink(Sink):
         finally:
             if slot is not None:
                 self._throttle.done(slot)
-        if self._writer is not None:
+        if self._engine is not None:
             for fields in found:
                 key = record_key(self._key_fields[CLIENT], fields)
-                fields.update(self._writer.pending_fields(table.name, key))
+                fields.update(self._engine.pending_fields(table.name, key))
         return list(found)
 
     def _fetch(self, table_name: str, formula: formulas.Formula, run_id: str) -> dict[str, Any] | None:
@@ -561,25 +564,25 @@ class AirtableSink(Sink):
 
     def diagnostics(self) -> dict[str, Any]:
         """Counts worth watching: requests, deliveries, 429s, retries, undeliverable records, backlog."""
-        writer = self._writer
-        if writer is None:
+        engine = self._engine
+        if engine is None:
             return {"started": False}
-        stats = writer.stats
+        stats = engine.stats
         return {
             "started": True,
-            "writer_alive": writer.alive,
+            "writer_alive": engine.alive,
             "requests": stats.requests,
             "records_delivered": stats.records_delivered,
             "changes_submitted": stats.changes_submitted,
             "rate_limited": stats.rate_limited,
             "retries": stats.retries,
             "batches_split": stats.batches_split,
-            "undeliverable": stats.undeliverable,
+            "undeliverable": stats.set_aside,
             "leftovers_claimed": stats.leftovers_claimed,
             "journal_failures": stats.journal_failures,
-            "not_kept": writer.not_kept(),
-            "backlog": writer.backlog(),
-            "journal": writer.journal.path,
+            "not_kept": engine.not_kept(),
+            "backlog": engine.backlog,
+            "journal": engine.journal.path,
             "last_error": stats.last_error,
             "budget_shared_through": self._throttle.shared_through,
             "jobtrace_share": self._throttle.jobtrace_share,
@@ -589,6 +592,43 @@ class AirtableSink(Sink):
 
     def __repr__(self) -> str:
         return f"<AirtableSink base={self._base_id} endpoint={self._endpoint}>"
+
+
+def delivery_engine(
+    api: Api,
+    base_id: str,
+    journal: Journal,
+    budget: Budget,
+    *,
+    rate_limit_penalty: float = 30.0,
+    backoff: tuple[float, float] = (0.5, 30.0),
+    claim_leftovers: bool = True,
+) -> DeliveryEngine:
+    """A started delivery engine for one base: its journal, its shared budget, an :class:`AirtableTransport`."""
+    return DeliveryEngine(
+        AirtableTransport(api, base_id, rate_limit_penalty),
+        limiter=budget,
+        backoff_initial=backoff[0],
+        backoff_max=backoff[1],
+        journal=journal,
+        destination=base_id,
+        name=f"Airtable base {base_id}",
+        claim_leftovers=claim_leftovers,
+    )
+
+
+def _submit(
+    engine: DeliveryEngine,
+    table: str,
+    key_fields: tuple[str, ...],
+    fields: Mapping[str, Any],
+    key: Any,
+    event: RunEvent | None = None,
+) -> None:
+    try:
+        engine.submit(table, key_fields, fields, key=key, event=event)
+    except EngineClosed:
+        raise SinkError("this AirtableSink is closed; configure a new one") from None
 
 
 def run_roles(schema: Schema, kind: str) -> dict[str, Any]:

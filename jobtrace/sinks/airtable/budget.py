@@ -55,11 +55,11 @@ import requests
 from pyairtable import Api
 from requests.adapters import HTTPAdapter
 
+from ...delivery.limiter import WINDOW_MARGIN, Slot
 from ...errors import ConfigurationError
 from ...state import state_dir
 from .credentials import check_endpoint_url, clean_api_key
 from .redis_link import RedisLink, RedisUnavailable, redis_link
-from .throttle import WINDOW_MARGIN, Slot
 
 __all__ = [
     "DEFAULT_APPLICATION_HEADROOM",
@@ -424,7 +424,7 @@ class Budget:
     """One base's shared request budget, as one consumer (a sink, the CLI, the application) draws from it.
 
     Cheap to make: every :class:`Budget` of one base in a process works on the
-    same shared stores. Thread-safe. The interface is :class:`~.throttle.Throttle`'s:
+    same shared stores. Thread-safe. The interface is :class:`~jobtrace.delivery.limiter.RequestLimiter`'s:
     :meth:`reserve` (non-blocking) or :meth:`acquire` (blocking), then :meth:`done`
     once the response is in; :meth:`penalize` after a 429.
     """
@@ -491,6 +491,11 @@ class Budget:
     def jobtrace_share(self) -> int:
         """Slots jobtrace's own requests may hold at once: the capacity less the headroom, at least 1."""
         return max(1, self.capacity - self._headroom)
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between evenly spaced requests of one sender using jobtrace's share (the engine's pacing)."""
+        return self.hold / self.jobtrace_share
 
     @property
     def shared_through(self) -> str:

@@ -1,6 +1,6 @@
 """Closing the runs a dead process left open on this host (the journal knows them).
 
-A writer that claims a dead owner's journal rows also takes over the runs it
+An engine that claims a dead owner's journal rows also takes over the runs it
 had open (``open_runs``). Once the leftovers are delivered, :func:`close_dead_runs`
 reads those records back and ends each one that is still ``Running`` as
 ``Interrupted``: ``End Time`` is when the process was last seen (its last
@@ -24,11 +24,11 @@ from typing import Any
 from pyairtable import Api, formulas
 
 from ...changes import utc_iso
+from ...delivery.engine import DeliveryEngine
 from ...delivery.journal import DeadRun, Journal, RunEvent
+from ...delivery.limiter import RequestLimiter
 from ...notes import append_note
 from ...statuses import Status
-from .throttle import RequestLimiter
-from .writer import Writer
 
 __all__ = ["ClosedRuns", "close_dead_runs", "closing_fields", "job_rollups", "parse_time", "read_client_records"]
 
@@ -107,7 +107,7 @@ def closing_fields(
 def close_dead_runs(
     api: Api,
     base_id: str,
-    writer: Writer,
+    engine: DeliveryEngine,
     journal: Journal,
     throttle: RequestLimiter,
     deadline: float,
@@ -115,14 +115,14 @@ def close_dead_runs(
     open_here: Callable[[str, str], bool] | None = None,
     guard: threading.Lock | None = None,
 ) -> ClosedRuns:
-    """Close the runs ``writer`` took over from dead owners, after their leftovers are delivered."""
-    runs = journal.dead_runs(base_id, writer.owner)
+    """Close the runs ``engine`` took over from dead owners, after their leftovers are delivered."""
+    runs = journal.dead_runs(base_id, engine.owner)
     if not runs:
         return ClosedRuns(0, 0, 0)
     # First deliver what the dead process left: its changes come before its end.
-    while time.monotonic() < deadline and any(writer.pending_fields(r.table, r.record_key) for r in runs):
+    while time.monotonic() < deadline and any(engine.pending_fields(r.table, r.record_key) for r in runs):
         time.sleep(0.05)
-    ready = [r for r in runs if not writer.pending_fields(r.table, r.record_key)]
+    ready = [r for r in runs if not engine.pending_fields(r.table, r.record_key)]
     closed = skipped = 0
     for table in sorted({r.table for r in ready}):
         group = [r for r in ready if r.table == table]
@@ -132,7 +132,7 @@ def close_dead_runs(
             if records is None:
                 continue  # Airtable unreachable: a later start or replay closes them
             for run in chunk:
-                if _close_one(api, base_id, writer, journal, throttle, run, records, open_here, guard):
+                if _close_one(api, base_id, engine, journal, throttle, run, records, open_here, guard):
                     closed += 1
                 else:
                     skipped += 1
@@ -170,7 +170,7 @@ def _read(
 def _close_one(
     api: Api,
     base_id: str,
-    writer: Writer,
+    engine: DeliveryEngine,
     journal: Journal,
     throttle: RequestLimiter,
     run: DeadRun,
@@ -188,7 +188,7 @@ def _close_one(
         reason = "ended meanwhile"
     elif heartbeat and (parse_time(record.get(heartbeat)) or 0.0) > run.last_seen + 5.0:
         reason = "alive elsewhere (newer heartbeat)"
-    elif journal.live_open(base_id, run.table, run.record_key, writer.owner):
+    elif journal.live_open(base_id, run.table, run.record_key, engine.owner):
         reason = "open in a live process"
     rollups: dict[str, Any] = {}
     if reason is None and run.roles.get("client_table"):
@@ -213,14 +213,14 @@ def _close_one(
                 interrupted = run.roles.get("interrupted", Status.INTERRUPTED)
                 end = closing_fields(run.roles, record, interrupted, run.last_seen, note)
                 fields = {**run.key_values, **rollups, **end}
-                writer.submit(
-                    ("dead-run", run.table, run.record_key),
+                engine.submit(
                     run.table,
                     run.key_fields,
                     fields,
-                    RunEvent(run.table, run.record_key, run.key_fields, opened=False),
+                    key=("dead-run", run.table, run.record_key),
+                    event=RunEvent(run.table, run.record_key, run.key_fields, opened=False),
                 )
                 return True
-    journal.drop_dead_run(base_id, writer.owner, run.table, run.record_key)
+    journal.drop_dead_run(base_id, engine.owner, run.table, run.record_key)
     logger.info("jobtrace: run %s in %r left open by a dead process: %s", run.record_key, run.table, reason)
     return False

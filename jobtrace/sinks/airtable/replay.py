@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from ...delivery.journal import Journal, JournalError
 from .throttle import throttle_for
-from .writer import Writer
 
 __all__ = ["JournalError", "ReplayResult", "replay"]
 
@@ -76,7 +75,7 @@ def replay(
     (:mod:`.dead_runs`). Raises :class:`JournalError` when the journal cannot
     be opened, is not a file or is not a SQLite database.
     """
-    from . import make_api
+    from . import delivery_engine, make_api
     from .dead_runs import close_dead_runs
 
     deadline = time.monotonic() + timeout
@@ -85,29 +84,28 @@ def replay(
         if retry_undeliverable:
             journal.requeue_undeliverable(base_id)
         api = make_api(api_key, endpoint_url)
-        writer = Writer(
+        budget = throttle_for(str(api.endpoint_url), base_id, requests_per_second)
+        engine = delivery_engine(
             api,
             base_id,
             journal,
-            throttle_for(str(api.endpoint_url), base_id, requests_per_second),
+            budget,
             rate_limit_penalty=rate_limit_penalty,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
+            backoff=(backoff_initial, backoff_max),
         )
-        writer.start()
         closed = 0
-        if writer.wait_ready(max(0.0, deadline - time.monotonic())):
+        if engine.wait_ready(max(0.0, deadline - time.monotonic())):
             read_api = make_api(api_key, endpoint_url)
-            done = close_dead_runs(read_api, base_id, writer, journal, writer.throttle, deadline)
+            done = close_dead_runs(read_api, base_id, engine, journal, budget, deadline)
             closed = done.closed
-        live_rows, other_bases = journal.skipped(base_id, writer.owner)
-        writer.close(max(0.0, deadline - time.monotonic()))
-        stats = writer.stats
+        live_rows, other_bases = journal.skipped(base_id, engine.owner)
+        engine.close(max(0.0, deadline - time.monotonic()))
+        stats = engine.stats
         _, undeliverable = journal.counts(base_id)
         return ReplayResult(
             claimed=stats.leftovers_claimed,
             delivered=max(0, stats.records_delivered - closed),  # the leftovers; the closings are `closed`
-            remaining=writer.backlog(),
+            remaining=engine.backlog,
             undeliverable=undeliverable,
             requests=stats.requests,
             closed=closed,

@@ -1,0 +1,135 @@
+"""Pacing: the limiter interface the delivery engine sends under, and an in-process limiter.
+
+Many backends refuse a client that sends too fast (Airtable answers a sixth
+request within a second with 429 and then refuses the base for 30 seconds),
+so the engine takes a *slot* from a :class:`RequestLimiter` before every
+request and hands it back once the answer is in. :class:`Throttle` is the
+simplest limiter, one process's sliding window; the AirtableSink's shared
+per-base budget (:class:`jobtrace.sinks.airtable.Budget`) implements the same
+interface across processes and hosts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Protocol
+
+__all__ = ["WINDOW_MARGIN", "RequestLimiter", "Slot", "Throttle"]
+
+#: Clock granularity allowance added to the one-second window.
+WINDOW_MARGIN = 0.02
+
+
+class Slot:
+    """One request's place in the window; :meth:`Throttle.done` stamps its end."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended: float | None = None
+
+
+class RequestLimiter(Protocol):
+    """What a request budget offers: a slot per request, held until after its response; a penalty after 429.
+
+    ``spacing`` is the even gap, in seconds, between one sender's requests
+    that uses its share of the budget without bursts (a change then waits at
+    most about one gap to be sent).
+    """
+
+    @property
+    def spacing(self) -> float: ...
+
+    def reserve(self) -> Slot | float: ...
+
+    def acquire(self, timeout: float | None = None) -> Slot | None: ...
+
+    def done(self, slot: Slot) -> None: ...
+
+    def penalize(self, seconds: float) -> None: ...
+
+
+class Throttle:
+    """A sliding-window limiter for one base, plus a penalty after a 429. Thread-safe.
+
+    A request occupies its slot from the moment it is sent until one second
+    after its response came back. Airtable counts a request when it arrives,
+    which is between the two, so however long the network takes, no more than
+    ``requests_per_second`` requests can arrive within any second.
+    """
+
+    def __init__(self, requests_per_second: float = 5.0) -> None:
+        if requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive")
+        self._lock = threading.Lock()
+        self._slots: deque[Slot] = deque()
+        self._rate = requests_per_second
+        self._blocked_until = 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self._rate
+
+    @requests_per_second.setter
+    def requests_per_second(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError("requests_per_second must be positive")
+        with self._lock:
+            self._rate = value
+
+    @property
+    def spacing(self) -> float:
+        """Seconds between evenly spaced requests at this rate."""
+        return 1.0 / self._rate
+
+    def reserve(self) -> Slot | float:
+        """Take a slot (call :meth:`done` with it after the response), or return seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._blocked_until:
+                return self._blocked_until - now
+            rate = self._rate
+            window = (1.0 + WINDOW_MARGIN) * max(1.0, 1.0 / rate)
+            per_window = max(1, int(rate))
+            slots = self._slots
+            while slots and slots[0].ended is not None and slots[0].ended <= now - window:
+                slots.popleft()
+            busy = [s for s in slots if s.ended is None or s.ended > now - window]
+            if len(busy) >= per_window:
+                ended = [s.ended for s in busy if s.ended is not None]
+                # All in flight: ask again shortly; else when the oldest finished one leaves the window.
+                return max(0.001, min(ended) + window - now) if ended else 0.05
+            slot = Slot()
+            slots.append(slot)
+            return slot
+
+    def done(self, slot: Slot) -> None:
+        """The request of ``slot`` got its answer (or failed): its window starts now."""
+        slot.ended = time.monotonic()
+
+    def acquire(self, timeout: float | None = None) -> Slot | None:
+        """Block until a slot is taken (returned) or ``timeout`` seconds pass (None)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            got = self.reserve()
+            if isinstance(got, Slot):
+                return got
+            wait = got
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                wait = min(wait, left)
+            time.sleep(wait)
+
+    def penalize(self, seconds: float) -> None:
+        """Refuse every request to the base for ``seconds`` (Airtable's penalty after a 429)."""
+        with self._lock:
+            self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
+
+    @property
+    def blocked_for(self) -> float:
+        """Seconds left in the penalty box (0 when free)."""
+        return max(0.0, self._blocked_until - time.monotonic())
