@@ -83,7 +83,7 @@ def run_jobtrace(clients: int, step_delay: float = 0.0) -> Row:
     """The job tracked by jobtrace's AirtableSink; wall time until everything is delivered.
 
     ``step_delay`` seconds of simulated work before each of a client run's steps,
-    so the job lasts long enough for the writer to send while it runs.
+    so the job lasts long enough for the delivery engine to send while it runs.
     """
     from jobtrace.sinks import AirtableSink
 

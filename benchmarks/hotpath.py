@@ -8,11 +8,11 @@ call, all with ``time.*_ns`` clocks:
   figure the targets are about.
 - **wall**: elapsed time of the loop (``perf_counter_ns``). It includes the
   time the job waits for the GIL while the dispatcher (and, for the
-  AirtableSink, its writer) runs on the other thread.
+  AirtableSink, its delivery engine) runs on the other thread.
 - **total CPU**: CPU time of the whole process (``process_time_ns``) from the
   loop's start until everything recorded has been handed to the sinks
   (``jobtrace.flush()`` inside the job): the job's thread plus the dispatcher.
-  For the AirtableSink it also holds the writer's HTTP work (not a target).
+  For the AirtableSink it also holds the delivery engine's HTTP work (not a target).
 
 Samples of all cases are interleaved (round robin) so that load from other
 processes hits every case alike. Sinks and the span exporter are emptied

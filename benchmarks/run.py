@@ -4,7 +4,7 @@ Sections: ``hotpath`` (decorator/context-manager overhead against OpenTelemetry)
 ``memory`` (retained bytes per finished run), ``imports`` (``import jobtrace``
 time), ``airtable`` (requests and wall time against the local emulator with
 Airtable's rate limit, jobtrace's sink against the migration guide's approach),
-``scale`` (10,000 client runs through the Airtable sink's writer), ``multiprocess``
+``scale`` (10,000 client runs through the Airtable sink's delivery engine), ``multiprocess``
 (4 job processes and an application sharing one base's budget, on one host and
 as two hosts sharing Redis).
 """

@@ -1,9 +1,9 @@
-"""Scale: a job of 10,000 client runs through the AirtableSink's background writer.
+"""Scale: a job of 10,000 client runs through the AirtableSink's delivery engine.
 
 The emulator runs in a child process with its rate limit off, so this
 process's memory is jobtrace's (and pyairtable's) alone; the sink's own
 client-side budget is raised to match (``requests_per_second``), so the
-figure is the writer's throughput, not Airtable's 5 requests per second.
+figure is the delivery engine's throughput, not Airtable's 5 requests per second.
 
 Two passes of the same job:
 

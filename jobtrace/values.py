@@ -12,7 +12,7 @@ the caller passed it, or, for free text, made safe:
 - :func:`has_surrogates`: for IDs, which are refused instead of repaired;
 - :func:`whole`: the form a roll-up writes (``3.0`` -> ``3``), never raising;
 - :func:`unsendable_fields`: the fields of a record that cannot be sent as
-  JSON at all (what the writer sets aside instead of retrying forever).
+  JSON at all (what the delivery engine sets aside instead of retrying forever).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..changes import CLIENT, JOB, Change
 from ..errors import SinkError
 from ..sinks.base import Sink
-from .engine import DeliveryEngine
+from .engine import DeliveryEngine, EngineClosed
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -26,7 +26,10 @@ class EngineSink(Sink):
         jobtrace.configure([EngineSink(transport)])
 
     Records are upserted on their key fields (``Run ID``; ``Run ID`` +
-    ``Client ID`` for client runs), as the AirtableSink does.
+    ``Client ID`` for client runs), as the AirtableSink does. ``engine_options``
+    go to :class:`~.engine.DeliveryEngine`: e.g. ``journal=Journal(path)`` and a
+    ``destination`` name, so what a killed process could not deliver is
+    delivered by the next one.
     """
 
     coalesces = True  # the engine merges a record's pending changes anyway
@@ -57,7 +60,10 @@ class EngineSink(Sink):
         engine = self._engine
         if engine is None:
             raise SinkError("EngineSink.write() before start(): configure it with jobtrace.configure(sinks=[...])")
-        engine.submit(change.table, self._key_fields[change.kind], change.fields)
+        try:
+            engine.submit(change.table, self._key_fields[change.kind], change.fields, key=change.key)
+        except EngineClosed:
+            raise SinkError("this EngineSink is closed; configure a new one") from None
 
     def flush(self, timeout: float = 10.0) -> bool:
         return True if self._engine is None else self._engine.flush(timeout)
@@ -82,10 +88,16 @@ class EngineSink(Sink):
         return {
             "requests": stats.requests,
             "records_delivered": stats.records_delivered,
+            "changes_submitted": stats.changes_submitted,
+            "rate_limited": stats.rate_limited,
             "retries": stats.retries,
             "batches_split": stats.batches_split,
             "set_aside": stats.set_aside,
+            "leftovers_claimed": stats.leftovers_claimed,
+            "journal_failures": stats.journal_failures,
+            "not_kept": engine.not_kept(),
             "backlog": engine.backlog,
+            "journal": engine.journal.path,
             "last_error": stats.last_error,
         }
 

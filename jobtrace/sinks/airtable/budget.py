@@ -29,7 +29,7 @@ every process waits the penalty out, not just the one that saw it.
 Headroom: a request of the application (:func:`budgeted_api` with
 ``application=True``, what :meth:`AirtableSink.api()
 <jobtrace.sinks.AirtableSink.api>` returns) is admitted while fewer than
-``capacity`` slots are held in all; one of jobtrace's own (the writer, reads,
+``capacity`` slots are held in all; one of jobtrace's own (the delivery engine, reads,
 the CLI) only if, besides, jobtrace's requests hold fewer than ``capacity -
 application_headroom``. So by default jobtrace uses at most 4 of the 5
 requests a second and the application always finds one, or all 5 while
