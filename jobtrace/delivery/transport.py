@@ -1,10 +1,11 @@
 """The transport interface: what a backend must do for the delivery engine, and nothing more.
 
 A transport sends one batch of records of one table and says how it went; it
-reads one record back. Coalescing, batching, the rate budget, retries and
-their backoff, isolating a refused record, and what is set aside live in the
-engine (:mod:`jobtrace.delivery.engine`), once for every backend. A transport
-is the one place that knows its backend's protocol and errors.
+reads one record back. Coalescing, the write-ahead journal, batching, pacing
+within a request budget, retries and their backoff, isolating a refused
+record, and what is set aside live in the engine
+(:mod:`jobtrace.delivery.engine`), once for every backend. A transport is the
+one place that knows its backend's protocol and errors.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ class Delivered:
 class RetryAfter:
     """Nothing of the batch is stored, and sending it again later may work.
 
-    ``seconds`` is how long the backend asks to be left alone (a rate-limit
-    penalty); 0 means "use your backoff" (a 5xx, a timeout, a dropped
-    connection). ``pause_all`` says the whole backend is refused meanwhile,
-    not only this batch (Airtable's 429).
+    ``seconds`` is how long to wait before trying again; 0 means "use your
+    backoff" (a 5xx, a timeout, a dropped connection). With ``pause_all`` the
+    whole backend refuses the client meanwhile, not only this batch
+    (Airtable's 429): the engine's limiter then refuses every request for
+    ``seconds``, however long. Without it, the engine waits ``seconds`` but
+    at most its ``backoff_max`` (e.g. a token someone has to fix).
     """
 
     seconds: float
@@ -66,8 +69,9 @@ class Transport(abc.ABC):
         """Store ``records`` of ``table``, each created or updated on its ``key_fields`` (an upsert).
 
         Must be safe to repeat: the engine resends after a lost answer. A
-        ``None`` value clears the field. Return the outcome; raise only for a
-        programming error (the engine then treats it as ``RetryAfter(0)``).
+        ``None`` value clears the field. Return the outcome; an exception is
+        taken as :class:`Refused` without a field (the batch is split and the
+        record it is raised on set aside, so it never holds up the others).
         """
 
     @abc.abstractmethod
