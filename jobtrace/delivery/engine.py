@@ -213,8 +213,8 @@ class DeliveryEngine:
         self._retry_at = 0.0
         self._last_sent = -1e9
         self._last_logged: dict[str, float] = {}
-        self._thread = threading.Thread(target=self._run, name=f"jobtrace-delivery-{self.name}", daemon=True)
-        self._spooler = threading.Thread(target=self._spool, name=f"jobtrace-journal-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"jobtrace-delivery-{destination}", daemon=True)
+        self._spooler = threading.Thread(target=self._spool, name=f"jobtrace-journal-{destination}", daemon=True)
         self._thread.start()
         self._spooler.start()
 
