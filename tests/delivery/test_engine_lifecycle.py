@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobtrace.delivery import DeliveryEngine, MemoryTransport, Outcome, Refused, RetryAfter, Throttle
+import jobtrace
+from jobtrace.delivery import DeliveryEngine, EngineSink, MemoryTransport, Outcome, Refused, RetryAfter, Throttle
 from jobtrace.delivery.journal import Journal
 
 TABLE = "Client Run Results"
@@ -275,3 +276,39 @@ def test_a_refused_record_is_never_retried_unchanged() -> None:
         engine.close(5)
     assert [len(r.records) for r in transport.requests if r.table == "Bad"] == [1]
     assert transport.records(TABLE) == [{"Run ID": "r-2"}]
+
+
+KILLED_JOB = """
+import os, signal, sys, time
+import jobtrace
+from jobtrace.delivery import EngineSink, MemoryTransport, RetryAfter
+from jobtrace.delivery.journal import Journal
+
+down = MemoryTransport()
+down.fail(RetryAfter(0.0, "HTTP 503"), count=None)
+jobtrace.configure([EngineSink(down, journal=Journal(sys.argv[1]), destination="dict", requests_per_second=1_000)])
+with jobtrace.tracked_job("post-scoring", run_id="251005-210247"):
+    with jobtrace.client_run("acme") as client:
+        client.incr(posts_processed=3)
+    time.sleep(0.5)
+    print("journaled", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_engine_sink_with_a_journal_hands_a_killed_jobs_changes_to_the_next_process(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    proc = subprocess.run([sys.executable, "-c", KILLED_JOB, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9 and "journaled" in proc.stdout, proc.stderr[-2000:]
+    up = MemoryTransport()
+    sink = EngineSink(up, journal=Journal(path), destination="dict", requests_per_second=1_000)
+    previous = jobtrace.configure([sink])
+    try:
+        assert sink.flush(5)
+    finally:
+        jobtrace.restore(previous)
+        sink.close(5)
+    (job,) = up.records("Job Tracking")
+    assert job["Run ID"] == "251005-210247" and job["Status"] == "Running"  # what the killed job had delivered
+    (client,) = up.records("Client Run Results")
+    assert client["Client ID"] == "acme" and client["Status"] == "Completed" and client["Posts Processed"] == 3
