@@ -8,12 +8,18 @@ an in-memory dict under a lock: O(1), no I/O. Two daemon threads do the rest:
    (merging fields, later over earlier) and saves them in the write-ahead
    journal (:mod:`.journal`); it forgets there what was delivered;
 2. the *sender* picks a batch of up to ``transport.max_batch`` records of one
-   table (see :meth:`DeliveryEngine._pick` for the order), takes a slot from
-   the limiter (:mod:`.limiter`: requests evenly spaced within the budget,
-   which the AirtableSink shares with other processes), and hands the batch
-   to :meth:`Transport.send() <.transport.Transport.send>`. A record goes out
+   table, takes a slot from the limiter (:mod:`.limiter`: requests evenly
+   spaced within the budget, by the limiter's schedule, which counts the
+   process's other requests through it too; the AirtableSink's budget is
+   shared with other processes), and hands the batch to
+   :meth:`Transport.send() <.transport.Transport.send>`. A record goes out
    once the journal has it (write-ahead), or after ``JOURNAL_PATIENCE`` if
-   the journal is stuck or failing;
+   the journal is stuck or failing. Records of runs that have just *opened or
+   ended* (their ``submit`` carried an ``event``) go first, oldest first,
+   with other records of the same table riding along, so a new job's record
+   and a finished run go with the next request; any other update of a run
+   still open (a job's roll-ups, a heartbeat) waits for a request with none
+   of those to send, or at most ``OPEN_RUN_PATIENCE``;
 3. it acts on the outcome:
 
    - :class:`~.transport.Delivered`: the records leave the outbox and the
@@ -54,8 +60,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from ..redaction import redact
@@ -76,6 +82,9 @@ DRAIN_INTERVAL: Final = 0.1
 JOURNAL_PATIENCE: Final = 1.0
 #: How often, at most, an idle engine tells the journal it is alive (a dead owner's "last seen"), in seconds.
 HEARTBEAT_INTERVAL: Final = 5.0
+#: How long an update of a run still open (a job's roll-ups, a heartbeat) may wait, at most, while records of
+#: runs that opened or ended go first, in seconds.
+OPEN_RUN_PATIENCE: Final = 2.0
 #: How many set-aside fields or records :attr:`DeliveryEngine.set_aside` remembers (the journal keeps them all).
 SET_ASIDE_KEPT: Final = 1000
 
@@ -124,6 +133,8 @@ class _Pending:
 class _Entry:
     row: JournalRow
     version: int
+    since: float = field(default_factory=time.monotonic)
+    """When the entry started waiting (its first change not yet delivered)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -192,6 +203,10 @@ class DeliveryEngine:
         self._lock = threading.Lock()
         self._pending: dict[Hashable, _Pending] = {}
         self._events: list[RunEvent] = []  # runs opened/closed since the last drain
+        # Outbox keys whose run opened or ended since their last delivery, with the number of that event
+        # (under _lock): they go first (see _pick).
+        self._urgent: dict[tuple[str, str], int] = {}
+        self._event_numbers = itertools.count(1)
         self._delivered: list[tuple[str, str, int]] = []  # to forget in the journal at the next drain
         # Outbox records whose last version the journal lacks, with when they first lacked it: they are
         # sent once journaled (write-ahead), or after JOURNAL_PATIENCE if the journal is stuck.
@@ -211,7 +226,6 @@ class DeliveryEngine:
         self._alive = True
         self._failures = 0
         self._retry_at = 0.0
-        self._last_sent = -1e9
         self._last_logged: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name=f"jobtrace-delivery-{destination}", daemon=True)
         self._spooler = threading.Thread(target=self._spool, name=f"jobtrace-journal-{destination}", daemon=True)
@@ -234,7 +248,7 @@ class DeliveryEngine:
         ``key`` identifies the record cheaply for coalescing (default: the
         table and its key values). ``event`` notes that the change opened or
         closed the record's run (the journal keeps which runs each owner has
-        open, for closing a dead process's runs).
+        open, for closing a dead process's runs), and sends the record first.
         """
         key_fields = tuple(key_fields)
         if key is None:
@@ -244,6 +258,7 @@ class DeliveryEngine:
                 raise EngineClosed(f"the delivery engine for {self.name} is closed")
             if event is not None:
                 self._events.append(event)
+                self._urgent[(event.table, event.record_key)] = next(self._event_numbers)
             pending = self._pending.get(key)
             if pending is None:
                 self._pending[key] = _Pending(table, key_fields, dict(fields))
@@ -437,15 +452,17 @@ class DeliveryEngine:
                     self._stop.wait(0.01)  # the journal thread is saving them (write-ahead)
                     continue
                 # Requests evenly spaced within the budget, not in bursts: a change waits at most about one
-                # spacing (0.2 s at 5/s) to be sent, instead of up to a second after a burst.
+                # spacing (0.2 s at 5/s) to be sent, instead of up to a second after a burst. Also a full
+                # batch: sent early, it would take a slot the next request then waits for (at a job's
+                # start, that left a gap of half a second). The limiter's schedule counts the process's
+                # other requests through it too (a job's schema check, its run-ID lookup).
                 now = time.monotonic()
-                wait = max(self._retry_at, self._last_sent + self.limiter.spacing) - now
+                wait = max(self._retry_at, self.limiter.next_even()) - now
                 slot: Slot | None = None
                 if wait <= 0:
                     got = self.limiter.reserve()
                     if isinstance(got, Slot):
                         slot = got
-                        self._last_sent = now
                     else:
                         wait = got
                 if slot is None:
@@ -556,7 +573,18 @@ class DeliveryEngine:
             return any(since <= patience for since in self._unsaved.values())
 
     def _pick(self) -> tuple[list[_Entry], bool]:
-        """The next batch: a split-off part of a refused batch first, else up to ``max_batch`` oldest of one table."""
+        """The next batch: a split-off part of a refused batch first, else up to ``max_batch`` records of one table.
+
+        The pick policy (what reaches the backend first when the budget allows
+        only one request a quarter second): records of runs that opened or
+        ended since their last delivery, and records that waited
+        ``OPEN_RUN_PATIENCE``, oldest first, with the other sendable records of
+        the same table riding along; when there are none, the oldest records
+        of one table. So a finished client run is not held up by its job's
+        roll-up update (a record of another table, so a request of its own),
+        which goes when no run opened or ended, or after at most
+        ``OPEN_RUN_PATIENCE``.
+        """
         with self._state:
             while self._forced:
                 keys = self._forced.popleft()
@@ -565,26 +593,44 @@ class DeliveryEngine:
                     return entries, True
             if not self._outbox:
                 return [], False
-            # Write-ahead: a record goes out once the journal has it (or the journal is stuck).
-            unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
-            group: tuple[str, tuple[str, ...]] | None = None
-            batch: list[_Entry] = []
+            with self._lock:
+                urgent_keys = set(self._urgent)
+            overdue = time.monotonic() - OPEN_RUN_PATIENCE
             limit = max(1, self.transport.max_batch)
-            for key, entry in self._outbox.items():
-                since = unsaved.get(key)
-                if since is not None and since > patience:
-                    continue
-                if group is None:
-                    group = (entry.row.table, entry.row.key_fields)
-                if (entry.row.table, entry.row.key_fields) == group:
-                    batch.append(entry)
-                    if len(batch) == limit:
-                        break
-            return batch, False
+            group: tuple[str, tuple[str, ...]] | None = None
+            urgent: list[_Entry] = []
+            others: dict[tuple[str, tuple[str, ...]], list[_Entry]] = {}
+            for key, entry in self._journaled():
+                of = (entry.row.table, entry.row.key_fields)
+                if key in urgent_keys or entry.since <= overdue:
+                    group = group or of
+                    if of == group:
+                        urgent.append(entry)
+                        if len(urgent) == limit:
+                            break
+                elif len(riders := others.setdefault(of, [])) < limit:
+                    riders.append(entry)
+            if group is None:  # nothing opened, ended or overdue: the oldest records of one table
+                return next(iter(others.values()), []), False
+            # The opened, ended (and overdue) records first, then the table's other records ride along.
+            return (urgent + others.get(group, []))[:limit], False
+
+    def _journaled(self) -> Iterator[tuple[tuple[str, str], _Entry]]:
+        """Outbox records that may go out now, oldest first (call with ``_state`` held).
+
+        Write-ahead: a record goes out once the journal has it (or the journal is stuck).
+        """
+        unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
+        for key, entry in self._outbox.items():
+            since = unsaved.get(key)
+            if since is None or since <= patience:
+                yield key, entry
 
     def _send(self, batch: list[_Entry], forced: bool) -> None:
         with self._state:
             sent: list[_Sent] = [(entry, entry.version, dict(entry.row.fields)) for entry in batch]
+            with self._lock:
+                urgent = {e.key: n for e in batch if (n := self._urgent.get(e.key))}
         unsendable = [(entry, fields, bad) for entry, _, fields in sent if (bad := unsendable_fields(fields))]
         if unsendable:
             # No request could ever carry these (NaN from a journal row, ...): set them aside; the rest of
@@ -604,7 +650,7 @@ class DeliveryEngine:
             # record aside), so it never holds up the others.
             outcome = Refused(None, f"{type(exc).__name__}: {exc}")
         if isinstance(outcome, Delivered):
-            self._delivered_ok(sent)
+            self._delivered_ok(sent, urgent)
         elif isinstance(outcome, RetryAfter):
             if outcome.pause_all:
                 self._paused(sent, forced, outcome)
@@ -613,13 +659,20 @@ class DeliveryEngine:
         else:
             self._refused(sent, outcome)
 
-    def _delivered_ok(self, sent: list[_Sent]) -> None:
+    def _delivered_ok(self, sent: list[_Sent], urgent: dict[tuple[str, str], int]) -> None:
         self._failures = 0
         with self._state:
+            now = time.monotonic()
             for entry, version, _ in sent:
-                if self._outbox.get(entry.key) is entry and entry.version == version:
-                    del self._outbox[entry.key]
-                    self._unsaved.pop(entry.key, None)
+                key = entry.key
+                if self._outbox.get(key) is entry and entry.version == version:
+                    del self._outbox[key]
+                    self._unsaved.pop(key, None)
+                else:
+                    entry.since = now  # changed meanwhile: the newer change waits from now
+                with self._lock:
+                    if key in urgent and self._urgent.get(key) == urgent[key]:
+                        del self._urgent[key]  # delivered, and its run did not open or end again meanwhile
                 # Forgotten in the journal by the journal thread (never on this one: no waiting on SQLite here).
                 self._delivered.append((entry.row.table, entry.row.record_key, version))
         self.stats.records_delivered += len(sent)
@@ -715,6 +768,8 @@ class DeliveryEngine:
                 if self._outbox.get(entry.key) is entry:
                     del self._outbox[entry.key]
                     self._unsaved.pop(entry.key, None)
+                    with self._lock:
+                        self._urgent.pop(entry.key, None)
                 self._guard(self.journal.set_aside, self.destination, self.owner, row, error, entry.version, True)
                 self.set_aside.append(SetAside(row.table, entry.key_values, None, dict(fields), error))
                 what = "the record"

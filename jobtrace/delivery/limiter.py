@@ -11,6 +11,7 @@ interface across processes and hosts.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -34,13 +35,19 @@ class Slot:
 class RequestLimiter(Protocol):
     """What a request budget offers: a slot per request, held until after its response; a penalty after 429.
 
-    ``spacing`` is the even gap, in seconds, between one sender's requests
-    that uses its share of the budget without bursts (a change then waits at
-    most about one gap to be sent).
+    ``spacing`` is the even gap, in seconds, between requests that use the
+    budget's share without bursts; ``next_even()`` is when
+    (``time.monotonic()``) the next request keeps the requests taken through
+    this limiter evenly spaced: every slot taken moves it on by ``spacing``.
+    The engine waits for it before asking for a slot, so a change waits at
+    most about one gap to be sent, and a burst of other requests (a job's
+    start) is followed by evenly spaced ones, not by a second burst.
     """
 
     @property
     def spacing(self) -> float: ...
+
+    def next_even(self) -> float: ...
 
     def reserve(self) -> Slot | float: ...
 
@@ -67,6 +74,7 @@ class Throttle:
         self._slots: deque[Slot] = deque()
         self._rate = requests_per_second
         self._blocked_until = 0.0
+        self._next_even = -math.inf
 
     @property
     def requests_per_second(self) -> float:
@@ -83,6 +91,11 @@ class Throttle:
     def spacing(self) -> float:
         """Seconds between evenly spaced requests at this rate."""
         return 1.0 / self._rate
+
+    def next_even(self) -> float:
+        """When the next request keeps this throttle's requests evenly spaced (see :class:`RequestLimiter`)."""
+        with self._lock:
+            return self._next_even
 
     def reserve(self) -> Slot | float:
         """Take a slot (call :meth:`done` with it after the response), or return seconds to wait."""
@@ -103,6 +116,7 @@ class Throttle:
                 return max(0.001, min(ended) + window - now) if ended else 0.05
             slot = Slot()
             slots.append(slot)
+            self._next_even = max(self._next_even, now) + 1.0 / rate
             return slot
 
     def done(self, slot: Slot) -> None:

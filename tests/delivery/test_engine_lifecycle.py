@@ -24,7 +24,7 @@ from typing import Any
 
 import jobtrace
 from jobtrace.delivery import DeliveryEngine, EngineSink, MemoryTransport, Outcome, Refused, RetryAfter, Throttle
-from jobtrace.delivery.journal import Journal
+from jobtrace.delivery.journal import Journal, RunEvent, record_key
 
 TABLE = "Client Run Results"
 KEY = ("Run ID",)
@@ -312,3 +312,28 @@ def test_an_engine_sink_with_a_journal_hands_a_killed_jobs_changes_to_the_next_p
     assert job["Run ID"] == "251005-210247" and job["Status"] == "Running"  # what the killed job had delivered
     (client,) = up.records("Client Run Results")
     assert client["Client ID"] == "acme" and client["Status"] == "Completed" and client["Posts Processed"] == 3
+
+
+def test_records_of_runs_that_opened_or_ended_go_first_and_their_tables_other_records_ride_along() -> None:
+    transport = TimedTransport()
+    transport.gate.clear()  # the first send hangs: what comes meanwhile queues up behind it
+    engine = DeliveryEngine(transport, requests_per_second=1_000)
+    clients, jobs, keys = "Client Run Results", "Job Tracking", ("Run ID", "Client ID")
+    try:
+        engine.submit(jobs, KEY, {"Run ID": "r", "Status": "Running"})
+        deadline = time.monotonic() + 5
+        while not transport.times and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.submit(jobs, KEY, {"Run ID": "r", "Clients Processed": 1})  # a roll-up: the run is still open
+        engine.submit(clients, keys, {"Run ID": "r-b", "Client ID": "b", "Posts Processed": 4})  # an update
+        ended = RunEvent(clients, record_key(keys, {"Run ID": "r-a", "Client ID": "a"}), keys, opened=False)
+        engine.submit(clients, keys, {"Run ID": "r-a", "Client ID": "a", "Status": "Completed"}, event=ended)
+        time.sleep(0.2)  # all journaled
+        transport.gate.set()
+        assert engine.flush(5)
+    finally:
+        transport.gate.set()
+        engine.close(5)
+    sent = [(r.table, [rec.get("Client ID") for rec in r.records]) for r in transport.requests]
+    # The ended client run first, with the other client record riding along; the job's roll-up after it.
+    assert sent == [(jobs, [None]), (clients, ["a", "b"]), (jobs, [None])], sent
