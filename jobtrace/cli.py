@@ -51,8 +51,6 @@ __all__ = ["main"]
 
 _SINCE = re.compile(r"\s*(\d+)\s*([smhdw])\s*")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-#: Airtable refuses a base for 30 seconds after its rate limit was exceeded.
-RATE_LIMIT_PENALTY = 30.0
 
 
 class UserError(Exception):
@@ -113,7 +111,7 @@ def reader_for(settings: Settings) -> BaseReader:
 
     endpoint = settings.endpoint_url or DEFAULT_ENDPOINT
     budget = budget_for(endpoint, settings.base_id, redis_url=settings.redis_url or "")
-    return BaseReader(settings.api_key, settings.base_id, endpoint, budget, rate_limit_penalty=RATE_LIMIT_PENALTY)
+    return BaseReader(settings.api_key, settings.base_id, endpoint, budget)
 
 
 def _duration(fields: Mapping[str, Any], start: str | None, end: str | None, now: datetime) -> str:

@@ -40,7 +40,7 @@ from .budget import DEFAULT_APPLICATION_HEADROOM, Budget, budget_for, budgeted_a
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
 from .credentials import check_endpoint_url, clean_api_key
 from .journal import Journal, RunEvent, default_journal_path, record_key
-from .reads import BaseReader
+from .reads import DEFAULT_TIMEOUT, BaseReader
 from .redis_link import RedisLink, RedisUnavailable, redis_link
 from .replay import ReplayResult, replay
 from .writer import Writer
@@ -67,8 +67,6 @@ logger = logging.getLogger("jobtrace")
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 #: How often read() tries before giving up (with the sink's backoff between tries).
 READ_ATTEMPTS = 5
-#: (connect, read) timeouts of every request, in seconds.
-DEFAULT_TIMEOUT = (5.0, 30.0)
 #: How often a live job refreshes its ``Last Heartbeat`` (when the base has the field), in seconds.
 HEARTBEAT_INTERVAL = 60.0
 #: How long closing dead runs found at start may wait for their leftovers to be delivered.

@@ -38,7 +38,7 @@ import requests
 from pyairtable import Api, formulas
 from requests.adapters import HTTPAdapter
 
-from ...delivery.airtable import airtable_error, busy_error
+from ...delivery.airtable import RATE_LIMIT_PENALTY, airtable_error, busy_error
 from .budget import Budget
 from .credentials import check_endpoint_url, clean_api_key
 
@@ -107,7 +107,7 @@ class BaseReader:
         budget: Budget | None,
         *,
         application: bool = False,
-        rate_limit_penalty: float = 30.0,
+        rate_limit_penalty: float = RATE_LIMIT_PENALTY,
         max_rate_limited: int = 3,
         attempts: int = 3,
         backoff: tuple[float, float] = (0.25, 2.0),
@@ -127,7 +127,7 @@ class BaseReader:
         """A reader making its requests through ``api`` as it is: no budget, each call sent once."""
         reader = cls.__new__(cls)
         endpoint = endpoint_url or str(getattr(api, "endpoint_url", "") or "https://api.airtable.com")
-        reader._init(api, base_id, endpoint, None, 30.0, 0, 1, (0.0, 0.0))
+        reader._init(api, base_id, endpoint, None, RATE_LIMIT_PENALTY, 0, 1, (0.0, 0.0))
         reader._slot_wait = None
         return reader
 
