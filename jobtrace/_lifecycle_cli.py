@@ -61,10 +61,13 @@ def _read_base_schema(settings: Any) -> Schema | None:
     from .delivery.airtable import AirtableError
 
     try:
-        meta = cli.reader_for(settings).metadata()  # within the base's shared budget
+        return Schema.from_metadata(cli.reader_for(settings).metadata())  # within the base's shared budget
     except AirtableError:
         return None  # no schema.bases:read scope, or not reachable for metadata
-    return Schema.from_metadata(meta)
+    except JobtraceError:
+        raise  # the base does not fit the mapping
+    except Exception:
+        return None  # metadata pyairtable or the mapping cannot read: go on with the default mapping
 
 
 def heartbeat_note(settings: Any) -> str | None:
