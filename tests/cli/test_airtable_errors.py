@@ -272,3 +272,34 @@ def test_reads_from_two_threads_share_the_budget_without_a_429(emulator: Any) ->
         thread.join(30)
     assert errors == []
     assert 429 not in [r.status for r in emulator.requests]
+
+
+def test_the_sinks_reads_follow_the_same_policy(emulator: Any, tmp_path: Path) -> None:
+    """AirtableSink.read: a brief 503 is ridden out; a refused token is one request and one SinkError saying so."""
+    import jobtrace
+    from jobtrace.changes import JOB
+    from jobtrace.sinks import AirtableSink
+
+    sink = AirtableSink(
+        emulator.api_key,
+        BASE_ID,
+        endpoint_url=emulator.url,
+        journal_path=tmp_path / "journal.sqlite3",
+        deliver_leftovers=False,
+        backoff_initial=0.05,
+        backoff_max=0.1,
+    )
+    sink.start(Schema.default())
+    try:
+        emulator.inject(Fault.UNAVAILABLE, count=2, method="GET")
+        assert sink.read(JOB, "251005-210247", None) is None
+        emulator.inject(Fault.FORBIDDEN, count=None, method="GET")
+        emulator.clear_requests()
+        with pytest.raises(jobtrace.SinkError) as info:
+            sink.read(JOB, "251005-210247", None)
+        assert len(emulator.requests) == 1
+        assert "could not read run 251005-210247" in str(info.value) and "403" in str(info.value)
+        assert emulator.api_key not in str(info.value)
+    finally:
+        emulator.clear_faults()
+        sink.close(2)
