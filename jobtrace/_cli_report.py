@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from .cli import UserError, call_airtable, explain_airtable_error, read_settings, table_clients
+from .cli import UserError, read_settings, reader_for
 from .errors import JobtraceError
 from .run_ids import parse_run_id, validate_job_run_id
 from .schema import Schema, default_base_metadata
@@ -68,32 +68,22 @@ def cmd_report(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
             run_id = validate_job_run_id(args.run_id)
         except JobtraceError as exc:
             raise UserError(str(exc)) from None
-    jobs, clients = table_clients(settings, schema)
-
-    def call(fn: Any) -> Any:
-        try:
-            return call_airtable(settings, fn)
-        except Exception as exc:
-            raise explain_airtable_error(exc, settings) or exc from None
-
+    reader = reader_for(settings)
     history: list[dict[str, Any]] | None = None
     if args.job_type is not None and names.job_type is not None:
-        options: dict[str, Any] = {"formula": formulas.match({names.job_type: args.job_type}), "max_records": args.last}
-        options["sort"] = [f"-{names.start_time}", f"-{names.run_id}"] if names.start_time else [f"-{names.run_id}"]
-        history = [r["fields"] for r in call(lambda: jobs.all(**options))]
+        sort = [f"-{names.start_time}", f"-{names.run_id}"] if names.start_time else [f"-{names.run_id}"]
+        found = reader.records(
+            schema.job.name, formula=formulas.match({names.job_type: args.job_type}), sort=sort, max_records=args.last
+        )
+        history = [r["fields"] for r in found]
         if run_id is None:
             if not history:
                 raise UserError(f"no runs of job type {args.job_type!r} in base {settings.base_id}")
             run_id = str(history[0][names.run_id])
     assert run_id is not None
-    job = call(lambda: jobs.first(formula=formulas.match({names.run_id: run_id})))
-    prefix = f"{run_id}-"
-    client_options: dict[str, Any] = {
-        "formula": formulas.EQ(formulas.LEFT(formulas.Field(client_names.run_id), len(prefix)), prefix)
-    }
-    if client_names.start_time is not None:
-        client_options["sort"] = [client_names.start_time]
-    client_fields = [r["fields"] for r in call(lambda: clients.all(**client_options))]
+    job = reader.first(schema.job.name, formulas.match({names.run_id: run_id}))
+    client_sort = [client_names.start_time] if client_names.start_time is not None else None
+    client_fields = reader.client_runs(schema.client.name, client_names.run_id, run_id, sort=client_sort)
     if job is None and not client_fields:
         raise UserError(f"no run {run_id} in base {settings.base_id}")
     page = build_report(

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from .cli import UserError, api_for, call_airtable, explain_airtable_error, read_settings
+from .cli import UserError, read_settings, reader_for
 from .schema import RoleInfo, Schema, role_reference
 
 __all__ = ["add_parser", "cmd_fix", "roles_markdown"]
@@ -50,14 +50,8 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    from .sinks.airtable import base_metadata
-
     settings = read_settings(env)
-    api = api_for(settings)  # within the base's shared budget
-    try:
-        meta = call_airtable(settings, lambda: base_metadata(api, settings.base_id))
-    except Exception as exc:
-        raise explain_airtable_error(exc, settings) or exc from None
+    meta = reader_for(settings).metadata()  # within the base's shared budget
     if args.output:
         text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
         tmp = f"{args.output}.tmp"
@@ -108,20 +102,15 @@ def cmd_roles(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
 
 def cmd_fix(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
     """``jobtrace check --fix``: plan, list, ask, create; then check again."""
-    import requests
-
-    from .sinks.airtable import base_metadata
+    from .delivery.airtable import AirtableError
     from .sinks.airtable.fix import create_fields, plan_fixes
 
     settings = read_settings(env)
     schema = Schema.default()
     where = settings.endpoint_url or "https://api.airtable.com"
     print(f"base {settings.base_id} at {where}", file=out)
-    api = api_for(settings)  # within the base's shared budget
-    try:
-        meta = call_airtable(settings, lambda: base_metadata(api, settings.base_id))
-    except Exception as exc:
-        raise explain_airtable_error(exc, settings) or exc from None
+    reader = reader_for(settings)  # within the base's shared budget
+    meta = reader.metadata()
     creates, manual = plan_fixes(meta, schema)
     if not creates and not manual:
         print("nothing to fix: the base has every field the mapping needs", file=out)
@@ -140,15 +129,15 @@ def cmd_fix(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> in
         print("nothing changed (answer 'y', or run with --yes)", file=out)
         return 1
     try:
-        done = create_fields(api, settings.base_id, creates, call=lambda fn: call_airtable(settings, fn))
-    except requests.HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        if status in (401, 403):
+        # A create is not sent again after an error it may have come after (only after a 429).
+        done = create_fields(reader.api, settings.base_id, creates, call=lambda fn: reader.run(fn, idempotent=False))
+    except AirtableError as exc:
+        if exc.kind in ("token", "no_access"):
             raise UserError(
-                f"Airtable refused to change the schema (HTTP {status}): the token needs the "
+                f"Airtable refused to change the schema ({exc.reason}): the token needs the "
                 f"schema.bases:write scope and creator access to base {settings.base_id}"
             ) from None
-        raise explain_airtable_error(exc, settings) or exc from None
+        raise
     for field in done:
         print(f"created {field['type']} field {field['name']!r} ({field['id']})", file=out)
     code = _check_again(args, env, out)

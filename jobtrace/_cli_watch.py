@@ -20,7 +20,7 @@ import argparse
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ._display import human_duration, parse_airtable_time
 from ._text import visible
 from .argtypes import MAX_SECONDS
-from .cli import UserError, call_airtable, explain_airtable_error, read_settings, table_clients
+from .cli import UserError, read_settings, reader_for
 from .errors import JobtraceError
 from .records import FAILED_STATUSES, Status
 from .run_ids import validate_job_run_id
@@ -92,23 +92,18 @@ class _Reader:
     def __init__(self, settings: Any, schema: Schema) -> None:
         self.settings = settings
         self.schema = schema
-        self.jobs, self.clients = table_clients(settings, schema)
+        self.reader = reader_for(settings)
         self._failed_seen = -1
         self._failures: list[dict[str, Any]] = []
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return call_airtable(self.settings, fn)
-        except Exception as exc:
-            raise explain_airtable_error(exc, self.settings) or exc from None
 
     def newest_running(self) -> str:
         from pyairtable import formulas
 
         names = self.schema.job.names
-        options: dict[str, Any] = {"formula": formulas.match({names.status: Status.RUNNING}), "max_records": 1}
-        options["sort"] = [f"-{names.start_time}", f"-{names.run_id}"] if names.start_time else [f"-{names.run_id}"]
-        found = self.call(lambda: self.jobs.all(**options))
+        sort = [f"-{names.start_time}", f"-{names.run_id}"] if names.start_time else [f"-{names.run_id}"]
+        found = self.reader.records(
+            self.schema.job.name, formula=formulas.match({names.status: Status.RUNNING}), sort=sort, max_records=1
+        )
         if not found:
             raise UserError(
                 f"no running job in base {self.settings.base_id}; give a RUN_ID ('jobtrace runs' lists them)"
@@ -119,26 +114,30 @@ class _Reader:
         from pyairtable import formulas
 
         job_names, client_names = self.schema.job.names, self.schema.client.names
-        job = self.call(lambda: self.jobs.first(formula=formulas.match({job_names.run_id: run_id})))
+        job = self.reader.first(self.schema.job.name, formulas.match({job_names.run_id: run_id}))
         if job is None:
             raise UserError(f"no run {run_id} in base {self.settings.base_id}")
         fields: dict[str, Any] = job["fields"]
         prefix = formulas.EQ(formulas.LEFT(formulas.Field(client_names.run_id), len(run_id) + 1), f"{run_id}-")
-        running_options: dict[str, Any] = {
-            "formula": formulas.AND(prefix, formulas.match({client_names.status: Status.RUNNING})),
-            "max_records": 100,
-        }
-        if client_names.start_time:
-            running_options["sort"] = [client_names.start_time]
-        running = [r["fields"] for r in self.call(lambda: self.clients.all(**running_options))]
+        clients = self.schema.client.name
+        running_found = self.reader.records(
+            clients,
+            formula=formulas.AND(prefix, formulas.match({client_names.status: Status.RUNNING})),
+            sort=[client_names.start_time] if client_names.start_time else None,
+            max_records=100,
+        )
+        running = [r["fields"] for r in running_found]
         failed = _number(fields.get(job_names.clients_failed or ""))
         if failed != self._failed_seen:
             # Only when the count moved: most polls cost two requests, not three.
             failed_names = [formulas.match({client_names.status: s}) for s in sorted(FAILED_STATUSES)]
-            options: dict[str, Any] = {"formula": formulas.AND(prefix, formulas.OR(*failed_names)), "max_records": 5}
-            if client_names.end_time:
-                options["sort"] = [f"-{client_names.end_time}"]
-            self._failures = [r["fields"] for r in self.call(lambda: self.clients.all(**options))]
+            failures = self.reader.records(
+                clients,
+                formula=formulas.AND(prefix, formulas.OR(*failed_names)),
+                sort=[f"-{client_names.end_time}"] if client_names.end_time else None,
+                max_records=5,
+            )
+            self._failures = [r["fields"] for r in failures]
             self._failed_seen = failed
         return Snapshot(run_id, fields, running, list(self._failures), time.time())
 
@@ -236,6 +235,8 @@ def cmd_watch(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
     from rich.console import Console
     from rich.live import Live
 
+    from .delivery.airtable import AirtableError
+
     settings = read_settings(env)
     schema = Schema.default()
     reader = _Reader(settings, schema)
@@ -258,7 +259,7 @@ def cmd_watch(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
                     next_poll = time.monotonic() + args.interval
                     try:
                         snapshot = reader.poll(run_id)
-                    except UserError as exc:
+                    except (UserError, AirtableError) as exc:  # shown in the view; the next poll tries again
                         snapshot.error = str(exc)
                     else:
                         if snapshot.job.get(status_name) != Status.RUNNING:

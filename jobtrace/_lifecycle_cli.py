@@ -10,7 +10,6 @@ the same care. Registered by :mod:`jobtrace.cli`.
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -59,17 +58,16 @@ def _base_schema(settings: Any) -> Schema:
 def _read_base_schema(settings: Any) -> Schema | None:
     """The base's own mapping, or None when its metadata cannot be read (scope, network)."""
     from . import cli
-    from .sinks.airtable import base_metadata
+    from .delivery.airtable import AirtableError
 
-    api = cli.api_for(settings)  # within the base's shared budget
     try:
-        meta = cli.call(settings, lambda: base_metadata(api, settings.base_id))
-        return Schema.from_metadata(meta)
+        return Schema.from_metadata(cli.reader_for(settings).metadata())  # within the base's shared budget
+    except AirtableError:
+        return None  # no schema.bases:read scope, or not reachable for metadata
     except JobtraceError:
-        raise
+        raise  # the base does not fit the mapping
     except Exception:
-        # No schema.bases:read scope, or not reachable for metadata.
-        return None
+        return None  # metadata pyairtable or the mapping cannot read: go on with the default mapping
 
 
 def heartbeat_note(settings: Any) -> str | None:
@@ -108,7 +106,7 @@ def cmd_reap(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
 
     from . import cli
 
-    settings = cli.settings_from(env)
+    settings = cli.read_settings(env)
     schema = _base_schema(settings)
     has_heartbeat = schema.job.names.heartbeat is not None
     limit = _stale_limit(args, has_heartbeat)
@@ -118,22 +116,18 @@ def cmd_reap(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
             "(runs started longer ago than that are ended; make it longer than your longest job), or add a "
             "dateTime field 'Last Heartbeat' to both tables"
         )
-    jobs_table, clients_table = cli.tables(settings, schema)
-    tables = [(schema.job, jobs_table), (schema.client, clients_table)]
+    reader = cli.reader_for(settings)
+    tables = [schema.job, schema.client]
     running: dict[str, list[dict[str, Any]]] = {}
-    for table, api_table in tables:
-        formula = formulas.match({table.names.status: Status.RUNNING})
-        try:
-            running[table.name] = cli.call(settings, functools.partial(api_table.all, formula=formula))
-        except Exception as exc:
-            raise cli.airtable_error(exc, settings) or exc from None
+    for table in tables:
+        running[table.name] = reader.records(table.name, formula=formulas.match({table.names.status: Status.RUNNING}))
     job_seen: dict[str, float | None] = {}
     for record in running[schema.job.name]:
         fields = record["fields"]
         job_seen[str(fields.get(schema.job.names.run_id))] = _last_seen(fields, schema.job.names, has_heartbeat)
     rows = [["Run ID", "Table", "Last seen", "Action"]]
     ended = 0
-    for table, api_table in tables:
+    for table in tables:
         names = table.names
         for record in running[table.name]:
             fields = record["fields"]
@@ -152,25 +146,24 @@ def cmd_reap(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
             if args.dry_run:
                 rows.append([run_id, table.name, utc_iso(seen), "would end as Interrupted"])
                 continue
+
             # Read again just before writing: a run that ended or beat meanwhile keeps its own status.
-            try:
-                fresh = cli.call(settings, functools.partial(api_table.get, record["id"]))["fields"]
-            except Exception as exc:
-                raise cli.airtable_error(exc, settings) or exc from None
+            def end_if_stale(fresh: dict[str, Any], table: Any = table, names: Any = names) -> dict[str, Any] | None:
+                again = _last_seen(fresh, names, has_heartbeat)
+                if fresh.get(names.status) != Status.RUNNING or again is None or again >= limit:
+                    return None
+                end = again if has_heartbeat and names.heartbeat and fresh.get(names.heartbeat) else time.time()
+                where = "last seen at " + utc_iso(again) if has_heartbeat else "the base keeps no heartbeat"
+                note = f"Interrupted: the process stopped (found by `jobtrace reap`); {where}"
+                return _end_fields(reader, schema, table.kind, fresh, Status.INTERRUPTED, end, note)
+
+            fresh, written = reader.update_if(table.name, record["id"], end_if_stale)
             again = _last_seen(fresh, names, has_heartbeat)
-            if fresh.get(names.status) != Status.RUNNING or again is None or again >= limit:
+            if written is None:
                 rows.append([run_id, table.name, utc_iso(again) if again else "", "left alone (changed meanwhile)"])
                 continue
-            end = again if has_heartbeat and names.heartbeat and fresh.get(names.heartbeat) else time.time()
-            where = "last seen at " + utc_iso(again) if has_heartbeat else "the base keeps no heartbeat"
-            note = f"Interrupted: the process stopped (found by `jobtrace reap`); {where}"
-            update = _end_fields(settings, schema, table.kind, fresh, Status.INTERRUPTED, end, note)
-            try:
-                cli.call(settings, functools.partial(api_table.update, record["id"], update))
-            except Exception as exc:
-                raise cli.airtable_error(exc, settings) or exc from None
             ended += 1
-            rows.append([run_id, table.name, utc_iso(again), "ended as Interrupted"])
+            rows.append([run_id, table.name, utc_iso(again) if again else "", "ended as Interrupted"])
     if len(rows) == 1:
         print("no stale Running runs", file=out)
     else:
@@ -183,23 +176,17 @@ def cmd_reap(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
 
 
 def _end_fields(
-    settings: Any, schema: Schema, kind: str, record: Mapping[str, Any], status: str, end: float, note: str
+    reader: Any, schema: Schema, kind: str, record: Mapping[str, Any], status: str, end: float, note: str
 ) -> dict[str, Any]:
     """The fields that end ``record``; a job's roll-ups recounted from its client records."""
-    from . import cli
     from .sinks.airtable import run_roles
     from .sinks.airtable.dead_runs import closing_fields, job_rollups, read_client_records
 
     roles = run_roles(schema, kind)
     fields: dict[str, Any] = {}
     if kind == "job":
-        api = cli.api_for(settings)
         run_id = str(record.get(schema.job.names.run_id))
-        try:
-            clients = cli.call(settings, lambda: read_client_records(api, settings.base_id, roles, run_id))
-        except Exception as exc:
-            raise cli.airtable_error(exc, settings) or exc from None
-        fields.update(job_rollups(roles, clients))
+        fields.update(job_rollups(roles, read_client_records(reader, roles, run_id)))
     fields.update(closing_fields(roles, dict(record), status, end, note))
     return fields
 
@@ -223,7 +210,7 @@ def cmd_close(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
         parsed = parse_run_id(args.run_id)
     except JobtraceError as exc:
         raise cli.UserError(str(exc)) from None
-    settings = cli.settings_from(env)
+    settings = cli.read_settings(env)
     schema = _base_schema(settings)
     table = schema.client if parsed.client_id is not None else schema.job
     try:
@@ -232,33 +219,27 @@ def cmd_close(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
         raise cli.UserError(f"--status: {exc}") from None
     if status == Status.RUNNING:
         raise cli.UserError("--status: a run is closed with a terminal status, not Running")
-    jobs_table, clients_table = cli.tables(settings, schema)
-    api_table = clients_table if parsed.client_id is not None else jobs_table
+    reader = cli.reader_for(settings)
     names = table.names
     match: dict[str, Any] = {names.run_id: args.run_id}
     if parsed.client_id is not None and names.client_id is not None:
         match[names.client_id] = parsed.client_id
-    try:
-        found = cli.call(settings, lambda: api_table.first(formula=formulas.match(match)))
-        if found is None:
-            raise cli.UserError(f"no run {args.run_id} in table {table.name!r} of base {settings.base_id}")
-        # Read again just before writing (the lookup may be a while ago on a slow link).
-        fresh = cli.call(settings, lambda: api_table.get(found["id"]))["fields"]
-    except cli.UserError:
-        raise
-    except Exception as exc:
-        raise cli.airtable_error(exc, settings) or exc from None
-    current = fresh.get(names.status)
-    if current != Status.RUNNING:
-        raise cli.UserError(f"run {args.run_id} has ended already ({current}); nothing changed")
+    found = reader.first(table.name, formulas.match(match))
+    if found is None:
+        raise cli.UserError(f"no run {args.run_id} in table {table.name!r} of base {settings.base_id}")
     note = "Closed by hand (jobtrace close)" + (f": {args.note}" if args.note else "")
     if status == Status.INTERRUPTED:
         note = f"Interrupted: {note}"
-    update = _end_fields(settings, schema, table.kind, fresh, status, time.time(), note)
-    try:
-        cli.call(settings, lambda: api_table.update(found["id"], update))
-    except Exception as exc:
-        raise cli.airtable_error(exc, settings) or exc from None
+
+    def end_if_running(fresh: dict[str, Any]) -> dict[str, Any] | None:
+        if fresh.get(names.status) != Status.RUNNING:
+            return None
+        return _end_fields(reader, schema, table.kind, fresh, status, time.time(), note)
+
+    # Read again just before writing (the lookup may be a while ago on a slow link).
+    fresh, written = reader.update_if(table.name, found["id"], end_if_running)
+    if written is None:
+        raise cli.UserError(f"run {args.run_id} has ended already ({fresh.get(names.status)}); nothing changed")
     print(
         f"run {args.run_id} ended as {status} at {datetime.now(timezone.utc).isoformat(timespec='seconds')}", file=out
     )

@@ -13,12 +13,16 @@
 Configuration comes from the environment, as for the Airtable sink:
 ``AIRTABLE_API_KEY``, ``AIRTABLE_BASE_ID`` and optionally
 ``AIRTABLE_ENDPOINT_URL`` (e.g. the emulator), ``JOBTRACE_JOURNAL`` and
-``JOBTRACE_REDIS_URL``. Every request draws from the base's shared budget
+``JOBTRACE_REDIS_URL``. The commands read the base through
+:class:`jobtrace.sinks.airtable.BaseReader` and only render what it returns:
+every request draws from the base's shared budget
 (:func:`jobtrace.sinks.airtable.budget_for`), so a command run beside jobs
-never makes them (or itself) meet a 429.
+never makes them (or itself) meet a 429; a 429, a 5xx or no answer is tried
+again by its one retry policy; what still fails is one
+:class:`~jobtrace.delivery.airtable.AirtableError` whose message says what to fix.
 A user mistake (no configuration, an unknown or malformed run ID, a bad
-``--since``) is one line on stderr and exit status 1 (2 for usage errors),
-never a traceback. The API key is never printed.
+``--since``) or an Airtable failure is one line on stderr and exit status 1
+(2 for usage errors), never a traceback. The API key is never printed.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ._display import human_duration, parse_airtable_time
 from ._text import VisibleWriter, visible
@@ -40,12 +44,13 @@ from .errors import JobtraceError
 from .run_ids import parse_run_id, validate_job_run_id
 from .schema import Schema
 
+if TYPE_CHECKING:
+    from .sinks.airtable.reads import BaseReader
+
 __all__ = ["main"]
 
 _SINCE = re.compile(r"\s*(\d+)\s*([smhdw])\s*")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-#: Airtable refuses a base for 30 seconds after its rate limit was exceeded.
-RATE_LIMIT_PENALTY = 30.0
 
 
 class UserError(Exception):
@@ -97,47 +102,16 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 # -- talking to Airtable -------------------------------------------------------------------
 
 
-def api_for(settings: Settings) -> Any:
-    """A ``pyairtable.Api`` whose requests take jobtrace's share of the base's shared budget and wait out 429s."""
-    from .sinks.airtable import DEFAULT_ENDPOINT, budget_for, budgeted_api
+def reader_for(settings: Settings) -> BaseReader:
+    """How every command reads the base: within jobtrace's share of its shared budget, with the sink's retries.
+
+    What fails is an ``AirtableError`` (a ``JobtraceError``): ``main`` prints its message as one line.
+    """
+    from .sinks.airtable import DEFAULT_ENDPOINT, BaseReader, budget_for
 
     endpoint = settings.endpoint_url or DEFAULT_ENDPOINT
     budget = budget_for(endpoint, settings.base_id, redis_url=settings.redis_url or "")
-    return budgeted_api(settings.api_key, budget, endpoint, rate_limit_penalty=RATE_LIMIT_PENALTY)
-
-
-def _tables(settings: Settings, schema: Schema) -> tuple[Any, Any]:
-    api = api_for(settings)
-    return api.table(settings.base_id, schema.job.name), api.table(settings.base_id, schema.client.name)
-
-
-def _call(settings: Settings, fn: Callable[[], Any]) -> Any:
-    """Make requests through an API from :func:`api_for` (the budget and the 429 waits are its own)."""
-    return fn()
-
-
-def _airtable_error(exc: Exception, settings: Settings) -> UserError | None:
-    """A one-line explanation of a pyairtable/requests failure (never the key), or None if it is not one."""
-    import requests
-
-    where = settings.endpoint_url or "https://api.airtable.com"
-    if isinstance(exc, requests.HTTPError):
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 401:
-            return UserError("Airtable refused the API key (401): check AIRTABLE_API_KEY")
-        if status in (403, 404):
-            return UserError(
-                f"Airtable answered {status} for base {settings.base_id}: check AIRTABLE_BASE_ID and that the "
-                f"token has access to the base (run 'jobtrace check')"
-            )
-        if status == 422:
-            return UserError(
-                "Airtable rejected the query (422): the base may not fit the mapping; run 'jobtrace check'"
-            )
-        return UserError(f"Airtable answered HTTP {status} for base {settings.base_id}")
-    if isinstance(exc, requests.RequestException):
-        return UserError(f"cannot reach Airtable at {where}: {type(exc).__name__}")
-    return None
+    return BaseReader(settings.api_key, settings.base_id, endpoint, budget)
 
 
 def _duration(fields: Mapping[str, Any], start: str | None, end: str | None, now: datetime) -> str:
@@ -165,11 +139,9 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
 
 
-# Public names for the command modules registered below (jobtrace/_cli_*.py).
+# Public names for the command modules registered below (jobtrace/_cli_*.py, jobtrace/_lifecycle_cli.py).
 read_settings = _settings
-call_airtable = _call
-explain_airtable_error = _airtable_error
-table_clients = _tables
+print_table = _table
 
 
 # -- the commands ----------------------------------------------------------------------------------
@@ -199,16 +171,10 @@ def cmd_runs(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
         if names.start_time is None:
             raise UserError(f"table {schema.job.name!r} has no start time field to filter on")
         conditions.append(formulas.GTE(formulas.Field(names.start_time), since))
-    options: dict[str, Any] = {"max_records": args.limit}
-    if conditions:
-        options["formula"] = formulas.AND(*conditions) if len(conditions) > 1 else conditions[0]
+    formula = (formulas.AND(*conditions) if len(conditions) > 1 else conditions[0]) if conditions else None
     # Newest first; runs started in the same millisecond by their run IDs (unique, increasing per process).
-    options["sort"] = [f"-{names.start_time}", f"-{names.run_id}"] if names.start_time else [f"-{names.run_id}"]
-    jobs, _ = _tables(settings, schema)
-    try:
-        records = _call(settings, lambda: jobs.all(**options))
-    except Exception as exc:
-        raise _airtable_error(exc, settings) or exc from None
+    sort = [f"-{names.start_time}", f"-{names.run_id}"] if names.start_time else [f"-{names.run_id}"]
+    records = reader_for(settings).records(schema.job.name, formula=formula, sort=sort, max_records=args.limit)
     fields = [r["fields"] for r in records]
     if args.json:
         json.dump(fields, out, indent=2, sort_keys=True)
@@ -261,23 +227,14 @@ def cmd_show(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
     run_id = validate_job_run_id(args.run_id)
     settings = _settings(env)
     schema = Schema.default()
-    jobs, clients = _tables(settings, schema)
+    reader = reader_for(settings)
     job_names, client_names = schema.job.names, schema.client.names
-    prefix = f"{run_id}-"
-    try:
-        job = _call(settings, lambda: jobs.first(formula=formulas.match({job_names.run_id: run_id})))
-        client_options: dict[str, Any] = {
-            "formula": formulas.EQ(formulas.LEFT(formulas.Field(client_names.run_id), len(prefix)), prefix)
-        }
-        if client_names.start_time is not None:
-            client_options["sort"] = [client_names.start_time]
-        client_records = _call(settings, lambda: clients.all(**client_options))
-    except Exception as exc:
-        raise _airtable_error(exc, settings) or exc from None
-    if job is None and not client_records:
+    job = reader.first(schema.job.name, formulas.match({job_names.run_id: run_id}))
+    sort = [client_names.start_time] if client_names.start_time is not None else None
+    client_fields = reader.client_runs(schema.client.name, client_names.run_id, run_id, sort=sort)
+    if job is None and not client_fields:
         raise UserError(f"no run {run_id} in base {settings.base_id}")
     job_fields = job["fields"] if job is not None else None
-    client_fields = [r["fields"] for r in client_records]
     if args.json:
         json.dump({"job": job_fields, "clients": client_fields}, out, indent=2, sort_keys=True)
         print(file=out)
@@ -352,8 +309,7 @@ def cmd_check(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
     schema = Schema.default()
     where = settings.endpoint_url or "https://api.airtable.com"
     print(f"base {settings.base_id} at {where}", file=out)
-    api = api_for(settings)
-    problems: list[Any] = _call(settings, lambda: check_base(api, settings.base_id, schema))
+    problems: list[Any] = check_base(reader_for(settings), settings.base_id, schema)
     errors = [p for p in problems if p.severity == "error"]
     for problem in problems:
         print(f"{problem.severity}: {problem}", file=out)
@@ -411,14 +367,6 @@ def cmd_replay(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
             file=out,
         )
     return 0
-
-
-# Public names for the private command modules (jobtrace._lifecycle_cli).
-settings_from = _settings
-call = _call
-tables = _tables
-airtable_error = _airtable_error
-print_table = _table
 
 
 # -- the parser and main ------------------------------------------------------------------------

@@ -19,6 +19,12 @@ the client raises on the records            :class:`Refused` (no field: the reco
 This is the only module that makes pyairtable write calls for delivery; the
 AirtableSink (:mod:`jobtrace.sinks.airtable`) and ``jobtrace replay`` send
 through an engine over this transport.
+
+The same reading of Airtable's answers serves every other caller (the CLI, the
+schema check, the sink's reads, through :mod:`jobtrace.sinks.airtable.reads`):
+:func:`airtable_error` turns a failed request into one :class:`AirtableError`,
+with a :attr:`~AirtableError.kind` a caller branches on and a message a user
+can act on. No message ever quotes a request header, so never the token.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 try:
     import requests
@@ -34,9 +40,22 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("AirtableTransport needs pyairtable: pip install 'jobtrace[airtable]'") from exc
 
+from ..errors import SinkError
+from ..redaction import redact
 from .transport import Delivered, Outcome, Refused, RetryAfter, Transport
 
-__all__ = ["AirtableTransport", "RATE_LIMIT_PENALTY", "classify"]
+__all__ = [
+    "AUTH_RETRY",
+    "RATE_LIMIT_PENALTY",
+    "AirtableError",
+    "AirtableTransport",
+    "ErrorKind",
+    "airtable_error",
+    "busy_error",
+    "classify",
+    "describe",
+    "error_kind",
+]
 
 #: How long Airtable refuses a base after a 429, in seconds.
 RATE_LIMIT_PENALTY: Final = 30.0
@@ -85,17 +104,122 @@ class AirtableTransport(Transport):
         return f"<AirtableTransport base={self._base_id}>"
 
 
+#: What went wrong with a request to Airtable, as a caller has to treat it:
+#:
+#: - ``rate_limited``: 429, the base is refused for :data:`RATE_LIMIT_PENALTY` seconds;
+#: - ``unavailable``: 5xx, Airtable's own trouble (retry with backoff);
+#: - ``unreachable``: no answer (connection refused or dropped, a timeout; retry with backoff);
+#: - ``token``: 401, the token is refused (someone has to fix it: not retried);
+#: - ``no_access``: 403/404, no such base or table, or the token lacks the scope or access;
+#: - ``rejected``: 400/413/422, the request does not fit the base (a field, a value, a formula);
+#: - ``busy``: no request slot of the shared budget freed up in time (nothing was sent).
+ErrorKind = Literal["rate_limited", "unavailable", "unreachable", "token", "no_access", "rejected", "busy"]
+
+#: The kinds worth sending the same request again for (after the penalty, or a backoff).
+RETRIABLE: Final = frozenset({"rate_limited", "unavailable", "unreachable"})
+
+
+class AirtableError(SinkError):
+    """A request to Airtable failed: what :func:`airtable_error` makes of it.
+
+    ``kind`` (an :data:`ErrorKind`) says how to treat it; ``status`` is the HTTP
+    status (0 without an answer); ``reason`` is short (``"HTTP 503"``,
+    ``"ConnectionError"``); ``detail`` is Airtable's own error type and message
+    (or the exception's name); ``str()`` is one line for a user, with the fix.
+    None of them ever holds the token.
+    """
+
+    def __init__(self, kind: ErrorKind, message: str, *, status: int = 0, reason: str = "", detail: str = "") -> None:
+        super().__init__(redact(message))
+        self.kind: ErrorKind = kind
+        self.status = status
+        self.reason = reason or kind
+        self.detail = redact(detail)
+
+    @property
+    def retriable(self) -> bool:
+        """Whether sending the same request again may succeed without anyone fixing anything."""
+        return self.kind in RETRIABLE
+
+    def __repr__(self) -> str:
+        return f"AirtableError({self.kind!r}, {str(self)!r}, status={self.status})"
+
+
+def error_kind(status: int) -> ErrorKind:
+    """What an HTTP status from Airtable means (see :data:`ErrorKind`)."""
+    if status == 429:
+        return "rate_limited"
+    if status == 401:
+        return "token"
+    if status in (403, 404):
+        return "no_access"
+    if status in (400, 413, 422):
+        return "rejected"
+    return "unavailable"
+
+
+def airtable_error(exc: BaseException, base_id: str, endpoint_url: str) -> AirtableError | None:
+    """The one reading of a failed pyairtable/requests call: an :class:`AirtableError`, or None if not one.
+
+    ``base_id`` and ``endpoint_url`` only go into the message (where to look).
+    """
+    if isinstance(exc, AirtableError):
+        return exc
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        kind = error_kind(status)
+        detail = describe(exc)
+        reason = f"HTTP {status}"
+        if kind == "token":
+            message = f"Airtable refused the API key ({status}): check AIRTABLE_API_KEY"
+        elif kind == "no_access":
+            message = (
+                f"Airtable answered {status} for base {base_id}: check AIRTABLE_BASE_ID and that the token has "
+                f"access to the base (run 'jobtrace check')"
+            )
+        elif kind == "rejected":
+            message = (
+                f"Airtable rejected the request ({status}: {detail}): the base may not fit the mapping; "
+                f"run 'jobtrace check'"
+            )
+        elif kind == "rate_limited":
+            message = (
+                f"Airtable's rate limit was hit on base {base_id} (429) and it kept refusing: another client "
+                f"uses the base's budget; try again in a minute"
+            )
+        else:
+            message = f"Airtable answered HTTP {status} for base {base_id} ({detail}); try again later"
+        return AirtableError(kind, message, status=status, reason=reason, detail=detail)
+    if isinstance(exc, requests.RequestException):
+        name = type(exc).__name__
+        return AirtableError(
+            "unreachable", f"cannot reach Airtable at {endpoint_url}: {name}", reason=name, detail=name
+        )
+    return None
+
+
+def busy_error(base_id: str, waited: float) -> AirtableError:
+    """No slot of the base's shared budget within ``waited`` seconds: nothing was sent."""
+    return AirtableError(
+        "busy",
+        f"no request slot for base {base_id} within {waited:.0f} s: its shared request budget is in use",
+        reason="no request slot",
+        detail="no request slot within the rate budget",
+    )
+
+
 def classify(
     exc: requests.HTTPError, records: Sequence[Mapping[str, Any]], penalty: float = RATE_LIMIT_PENALTY
 ) -> RetryAfter | Refused:
     """What an Airtable HTTP error means for a batch (never quoting a header, so never the token)."""
     status = exc.response.status_code if exc.response is not None else 0
+    kind = error_kind(status)
     error = f"HTTP {status}: {describe(exc)}"
-    if status == 429:
+    if kind == "rate_limited":
         return RetryAfter(penalty, error, pause_all=True)
-    if status in (400, 413, 422):
+    if kind == "rejected":
         return Refused(_refused_field(error, records), error)
-    if status in (401, 403, 404):
+    if kind in ("token", "no_access"):
         return RetryAfter(AUTH_RETRY, error)
     return RetryAfter(0.0, error)
 

@@ -29,13 +29,12 @@ from collections.abc import Mapping
 from typing import Any
 
 try:
-    import requests
     from pyairtable import Api, formulas
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("AirtableSink needs pyairtable: pip install 'jobtrace[airtable]'") from exc
 
 from ...changes import CLIENT, END, JOB, START, Change
-from ...delivery.airtable import AirtableTransport
+from ...delivery.airtable import AirtableError, AirtableTransport
 from ...delivery.engine import DeliveryEngine, EngineClosed
 from ...delivery.journal import Journal, RunEvent, default_journal_path, record_key
 from ...errors import ConfigurationError, JobtraceError, SinkError
@@ -46,12 +45,14 @@ from ..base import Sink
 from .budget import DEFAULT_APPLICATION_HEADROOM, Budget, budget_for, budgeted_api
 from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
 from .credentials import check_endpoint_url, clean_api_key
+from .reads import DEFAULT_TIMEOUT, BaseReader
 from .redis_link import RedisLink, RedisUnavailable, redis_link
 from .replay import ReplayResult, replay
 
 __all__ = [
     "TRACKER_STATUSES",
     "AirtableSink",
+    "BaseReader",
     "Budget",
     "Problem",
     "ReplayResult",
@@ -70,8 +71,6 @@ logger = logging.getLogger("jobtrace")
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 #: How often read() tries before giving up (with the sink's backoff between tries).
 READ_ATTEMPTS = 5
-#: (connect, read) timeouts of every request, in seconds.
-DEFAULT_TIMEOUT = (5.0, 30.0)
 #: How often a live job refreshes its ``Last Heartbeat`` (when the base has the field), in seconds.
 HEARTBEAT_INTERVAL = 60.0
 #: How long closing dead runs found at start may wait for their leftovers to be delivered.
@@ -160,7 +159,6 @@ class AirtableSink(Sink):
         # engine's sender thread and callers of read()/start().
         self._api = make_api(api_key, self._endpoint, timeout)
         self._read_api = make_api(api_key, self._endpoint, timeout)
-        self._claim_api = make_api(api_key, self._endpoint, timeout)
         self._claim_lock = threading.Lock()
         self._timeout = timeout
         self._schema_override = schema
@@ -177,6 +175,30 @@ class AirtableSink(Sink):
             requests_per_second=requests_per_second,
             application_headroom=application_headroom,
             redis_url=redis_url or "",
+        )
+        # The sink's reads (read, read_client_runs) and its run ID lookups: within the budget, one retry policy.
+        self._reader = BaseReader(
+            api_key,
+            base_id,
+            self._endpoint,
+            self._throttle,
+            rate_limit_penalty=rate_limit_penalty,
+            attempts=READ_ATTEMPTS,
+            backoff=(backoff_initial, backoff_max),
+            slot_wait=rate_limit_penalty + 5.0,
+            timeout=timeout,
+        )
+        # A lookup of its own (no retries, a short wait for a slot): a new job does not wait on it.
+        self._claim_reader = BaseReader(
+            api_key,
+            base_id,
+            self._endpoint,
+            self._throttle,
+            rate_limit_penalty=rate_limit_penalty,
+            max_rate_limited=0,
+            attempts=1,
+            slot_wait=RUN_ID_CHECK_WAIT,
+            timeout=timeout,
         )
         self._run_id_checks = {"claimed_in_redis": 0, "checked_in_base": 0, "taken": 0, "unchecked": 0}
         self._penalty = rate_limit_penalty
@@ -397,17 +419,10 @@ class AirtableSink(Sink):
         table = self._tables.get(CLIENT)
         if table is None:
             raise SinkError("AirtableSink.read_client_runs() before start()")
-        prefix = f"{run_id}-"
-        formula = formulas.EQ(formulas.LEFT(formulas.Field(table.names.run_id), len(prefix)), prefix)
-        slot = self._throttle.acquire(timeout=self._penalty + 5.0)
         try:
-            records = self._read_api.table(self._base_id, table.name).all(formula=formula)
-            found: list[dict[str, Any]] = [dict(r["fields"]) for r in records]
-        except requests.RequestException as exc:
+            found = self._reader.client_runs(table.name, table.names.run_id, run_id)
+        except AirtableError as exc:
             raise SinkError(f"could not read the client runs of {run_id} from Airtable: {exc}") from None
-        finally:
-            if slot is not None:
-                self._throttle.done(slot)
         if self._engine is not None:
             for fields in found:
                 key = record_key(self._key_fields[CLIENT], fields)
@@ -415,30 +430,11 @@ class AirtableSink(Sink):
         return list(found)
 
     def _fetch(self, table_name: str, formula: formulas.Formula, run_id: str) -> dict[str, Any] | None:
-        last: Exception | None = None
-        for attempt in range(READ_ATTEMPTS):
-            slot = self._throttle.acquire(timeout=self._penalty + 5.0)
-            if slot is None:
-                break
-            try:
-                record = self._read_api.table(self._base_id, table_name).first(formula=formula)
-            except requests.HTTPError as exc:
-                last = exc
-                status = exc.response.status_code if exc.response is not None else 0
-                if status == 429:
-                    self._throttle.penalize(self._penalty)
-                elif status < 500:
-                    break
-            except requests.RequestException as exc:
-                last = exc
-            else:
-                return dict(record["fields"]) if record is not None else None
-            finally:
-                self._throttle.done(slot)
-            if attempt + 1 < READ_ATTEMPTS:
-                time.sleep(min(self._backoff[1], self._backoff[0] * 2**attempt))
-        why = f"{type(last).__name__}: {last}" if last is not None else "no request slot within the rate budget"
-        raise SinkError(redact(f"could not read run {run_id} from Airtable base {self._base_id}: {why}"))
+        try:
+            record = self._reader.first(table_name, formula)
+        except AirtableError as exc:
+            raise SinkError(redact(f"could not read run {run_id} from Airtable base {self._base_id}: {exc}")) from None
+        return dict(record["fields"]) if record is not None else None
 
     def claim_run_id(self, run_id: str) -> bool:
         """Claim a new job run ID across hosts: False if another job already has it.
@@ -479,42 +475,19 @@ class AirtableSink(Sink):
 
     def _base_has_job(self, table: TableSchema, run_id: str) -> bool | None:
         """Whether the base has a job record with ``run_id`` (None: could not tell in time)."""
-        slot = self._throttle.acquire(timeout=RUN_ID_CHECK_WAIT)
-        if slot is None:
-            logger.warning(
-                "jobtrace: run %s: no request slot for base %s within %.0f s to check the run ID is free there; "
-                "going on with it",
-                run_id,
-                self._base_id,
-                RUN_ID_CHECK_WAIT,
-            )
-            return None
         try:
             with self._claim_lock:
-                found = self._claim_api.table(self._base_id, table.name).first(
-                    formula=formulas.match({table.names.run_id: run_id}), fields=[table.names.run_id]
+                found = self._claim_reader.first(
+                    table.name, formulas.match({table.names.run_id: run_id}), fields=[table.names.run_id]
                 )
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status == 429:
-                self._throttle.penalize(self._penalty)
-            logger.warning(
-                "jobtrace: run %s: could not check that the run ID is free in base %s (HTTP %s); going on with it",
-                run_id,
-                self._base_id,
-                status,
-            )
-            return None
-        except requests.RequestException as exc:
+        except AirtableError as exc:
             logger.warning(
                 "jobtrace: run %s: could not check that the run ID is free in base %s (%s); going on with it",
                 run_id,
                 self._base_id,
-                type(exc).__name__,
+                exc.reason if exc.kind != "busy" else f"no request slot within {RUN_ID_CHECK_WAIT:.0f} s",
             )
             return None
-        finally:
-            self._throttle.done(slot)
         return found is not None
 
     def api(self) -> Api:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import requests
 from pyairtable import Api
 
+from ...delivery.airtable import AirtableError
 from ...schema import COMPUTED_TYPES, DATETIME_TYPES, NUMBER_TYPES, TEXT_TYPES, Schema, TableSchema
 from ...statuses import Status
+from .reads import BaseReader, base_metadata
 
 __all__ = ["TRACKER_STATUSES", "Problem", "base_metadata", "check_base"]
 
@@ -46,14 +47,9 @@ class Problem:
         return f"{prefix}{self.message}. Fix: {self.fix}"
 
 
-def base_metadata(api: Api, base_id: str) -> dict[str, Any]:
-    """The base's tables and fields in the metadata API's shape (``{"tables": [...]}``)."""
-    schema = api.base(base_id).schema()
-    dumped: dict[str, Any] = schema.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return dumped
-
-
-def check_base(api: Api, base_id: str, schema: Schema, *, seen: dict[str, Any] | None = None) -> list[Problem]:
+def check_base(
+    api: Api | BaseReader, base_id: str, schema: Schema, *, seen: dict[str, Any] | None = None
+) -> list[Problem]:
     """Compare the base with ``schema``; return the problems (empty when everything fits).
 
     Errors: a table or mapped field missing, a mapped field computed in the
@@ -62,13 +58,15 @@ def check_base(api: Api, base_id: str, schema: Schema, *, seen: dict[str, Any] |
     token Airtable refuses. Warnings: the metadata API is not available to
     the token (it needs the ``schema.bases:read`` scope) or Airtable cannot be
     reached; the caller then goes on with the configured schema. ``seen``, if
-    given, receives the metadata that was read.
+    given, receives the metadata that was read. Through a :class:`BaseReader`,
+    its requests take the budget's slots and its retries; through a plain
+    ``pyairtable.Api``, each is sent once.
     """
+    reader = api if isinstance(api, BaseReader) else BaseReader.over(api, base_id)
     try:
-        meta = base_metadata(api, base_id)
-    except requests.HTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 401:
+        meta = reader.metadata()
+    except AirtableError as exc:
+        if exc.kind == "token":
             return [
                 Problem(
                     "error",
@@ -78,11 +76,9 @@ def check_base(api: Api, base_id: str, schema: Schema, *, seen: dict[str, Any] |
                     "set AIRTABLE_API_KEY to a valid personal access token",
                 )
             ]
-        if status in (403, 404):
-            return [_without_metadata(api, base_id, schema, status)]
-        return [_unreachable(base_id, f"HTTP {status}")]
-    except requests.RequestException as exc:
-        return [_unreachable(base_id, type(exc).__name__)]
+        if exc.kind == "no_access":
+            return [_without_metadata(reader, base_id, schema, exc.status)]
+        return [_unreachable(base_id, exc.reason)]
     if seen is not None:  # the metadata read, for a caller that wants it too (no second request)
         seen.update(meta)
     tables = {t["name"]: t for t in meta.get("tables", [])}
@@ -106,16 +102,16 @@ def check_base(api: Api, base_id: str, schema: Schema, *, seen: dict[str, Any] |
     return problems
 
 
-def _without_metadata(api: Api, base_id: str, schema: Schema, status: int) -> Problem:
+def _without_metadata(reader: BaseReader, base_id: str, schema: Schema, status: int) -> Problem:
     """The metadata API refused: a token without ``schema.bases:read`` (a warning), or no such base (an error).
 
     Airtable answers both with 403, so one read of the job table tells them apart.
     """
     try:
-        api.table(base_id, schema.job.name).first()
-    except requests.HTTPError as exc:
-        data_status = exc.response.status_code if exc.response is not None else 0
-        if data_status in (403, 404):
+        reader.first(schema.job.name)
+    except AirtableError as exc:
+        data_status = exc.status
+        if exc.kind == "no_access":
             return Problem(
                 "error",
                 None,
@@ -124,8 +120,7 @@ def _without_metadata(api: Api, base_id: str, schema: Schema, status: int) -> Pr
                 f"the records of {schema.job.name!r}, so the base does not exist or this token has no access to it",
                 "check AIRTABLE_BASE_ID (the 'app...' part of the base's URL) and give the token access to the base",
             )
-    except requests.RequestException:
-        pass  # cannot tell; the metadata answer stands
+        # else: cannot tell; the metadata answer stands
     return Problem(
         "warning",
         None,

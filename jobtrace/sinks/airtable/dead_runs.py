@@ -29,6 +29,7 @@ from ...delivery.journal import DeadRun, Journal, RunEvent
 from ...delivery.limiter import RequestLimiter
 from ...notes import append_note
 from ...statuses import Status
+from .reads import BaseReader
 
 __all__ = ["ClosedRuns", "close_dead_runs", "closing_fields", "job_rollups", "parse_time", "read_client_records"]
 
@@ -58,11 +59,9 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
-def read_client_records(api: Api, base_id: str, roles: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
-    """Every client record of job run ``run_id`` (one request per 100 records)."""
-    prefix = f"{run_id}-"
-    formula = formulas.EQ(formulas.LEFT(formulas.Field(roles["client_run_id"]), len(prefix)), prefix)
-    return [dict(r["fields"]) for r in api.table(base_id, roles["client_table"]).all(formula=formula)]
+def read_client_records(reader: BaseReader, roles: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """Every client record of job run ``run_id`` (one request per 100 records); ``AirtableError`` if it fails."""
+    return reader.client_runs(str(roles["client_table"]), str(roles["client_run_id"]), run_id)
 
 
 def job_rollups(roles: dict[str, Any], clients: list[dict[str, Any]]) -> dict[str, Any]:
@@ -158,7 +157,7 @@ def _read(
         if slot is None:
             return None
         try:
-            return [dict(r["fields"]) for r in api.table(base_id, table).all(formula=formula)]
+            return [r["fields"] for r in BaseReader.over(api, base_id).records(table, formula=formula)]
         except Exception as exc:
             logger.warning("jobtrace: reading runs left open by a dead process failed: %s", exc)
         finally:
@@ -196,7 +195,8 @@ def _close_one(
         slot = throttle.acquire(timeout=30.0)
         try:
             run_id = run.key_values.get(str(run.roles.get("run_id")))
-            rollups = job_rollups(run.roles, read_client_records(api, base_id, run.roles, str(run_id)))
+            reader = BaseReader.over(api, base_id)  # under the slot taken above
+            rollups = job_rollups(run.roles, read_client_records(reader, run.roles, str(run_id)))
         except Exception as exc:
             logger.warning("jobtrace: could not count the client runs of %s: %s", run.record_key, exc)
         finally:
