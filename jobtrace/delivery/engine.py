@@ -15,9 +15,10 @@ an in-memory dict under a lock: O(1), no I/O. Two daemon threads do the rest:
    :meth:`Transport.send() <.transport.Transport.send>`. A record goes out
    once the journal has it (write-ahead), or after ``JOURNAL_PATIENCE`` if
    the journal is stuck or failing. Records of runs that have just *opened or
-   ended* (their ``submit`` carried an ``event``) go first, oldest first,
-   with other records of the same table riding along, so a new job's record
-   and a finished run go with the next request; any other update of a run
+   ended* (their ``submit`` carried an ``event``) go first, in the order they
+   opened or ended, with other records of the same table riding along, so a
+   new job's record and a finished run go with the next request, and a job's
+   end never before the client runs it counts; any other update of a run
    still open (a job's roll-ups, a heartbeat) waits for a request with none
    of those to send, or at most ``OPEN_RUN_PATIENCE``;
 3. it acts on the outcome:
@@ -576,13 +577,15 @@ class DeliveryEngine:
         """The next batch: a split-off part of a refused batch first, else up to ``max_batch`` records of one table.
 
         The pick policy (what reaches the backend first when the budget allows
-        only one request a quarter second): records of runs that opened or
-        ended since their last delivery, and records that waited
-        ``OPEN_RUN_PATIENCE``, oldest first, with the other sendable records of
-        the same table riding along; when there are none, the oldest records
-        of one table. So a finished client run is not held up by its job's
-        roll-up update (a record of another table, so a request of its own),
-        which goes when no run opened or ended, or after at most
+        only one request a quarter second): an update of a run still open that
+        waited ``OPEN_RUN_PATIENCE``; else the records of runs that opened or
+        ended since their last delivery, in the order they did (so a job's end,
+        with its roll-ups, never reaches the backend before the client runs it
+        counts); else the oldest record. The batch is that record's table: its
+        opened and ended records in that order, then its other sendable
+        records riding along. So a finished client run is not held up by its
+        job's roll-up update (a record of another table, so a request of its
+        own), which goes when no run opened or ended, or after at most
         ``OPEN_RUN_PATIENCE``.
         """
         with self._state:
@@ -594,26 +597,44 @@ class DeliveryEngine:
             if not self._outbox:
                 return [], False
             with self._lock:
-                urgent_keys = set(self._urgent)
+                urgent = dict(self._urgent)
+            in_order = sorted(urgent, key=urgent.__getitem__)
+            unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
             overdue = time.monotonic() - OPEN_RUN_PATIENCE
             limit = max(1, self.transport.max_batch)
-            group: tuple[str, tuple[str, ...]] | None = None
-            urgent: list[_Entry] = []
-            others: dict[tuple[str, tuple[str, ...]], list[_Entry]] = {}
-            for key, entry in self._journaled():
-                of = (entry.row.table, entry.row.key_fields)
-                if key in urgent_keys or entry.since <= overdue:
-                    group = group or of
-                    if of == group:
-                        urgent.append(entry)
-                        if len(urgent) == limit:
-                            break
-                elif len(riders := others.setdefault(of, [])) < limit:
-                    riders.append(entry)
-            if group is None:  # nothing opened, ended or overdue: the oldest records of one table
-                return next(iter(others.values()), []), False
-            # The opened, ended (and overdue) records first, then the table's other records ride along.
-            return (urgent + others.get(group, []))[:limit], False
+
+            def ready(key: tuple[str, str]) -> _Entry | None:
+                since = unsaved.get(key)
+                return self._outbox.get(key) if since is None or since <= patience else None
+
+            # First an update of a run still open that waited too long, then the opened and ended runs in the
+            # order they opened or ended (a job's end after the client runs it counts, which ended before it),
+            # else the oldest record.
+            first = next((e for k, e in self._journaled() if k not in urgent and e.since <= overdue), None)
+            if first is None:
+                first = next((e for k in in_order if (e := ready(k)) is not None), None)
+            if first is None:
+                first = next((e for _, e in self._journaled()), None)
+            if first is None:
+                return [], False
+            group = (first.row.table, first.row.key_fields)
+            batch = [first]
+            for key in in_order:
+                entry = ready(key)
+                if (
+                    len(batch) < limit
+                    and entry is not None
+                    and entry is not first
+                    and (entry.row.table, entry.row.key_fields) == group
+                ):
+                    batch.append(entry)
+            # The table's other records ride along.
+            for _, entry in self._journaled():
+                if len(batch) == limit:
+                    break
+                if (entry.row.table, entry.row.key_fields) == group and all(entry is not b for b in batch):
+                    batch.append(entry)
+            return batch, False
 
     def _journaled(self) -> Iterator[tuple[tuple[str, str], _Entry]]:
         """Outbox records that may go out now, oldest first (call with ``_state`` held).

@@ -337,3 +337,28 @@ def test_records_of_runs_that_opened_or_ended_go_first_and_their_tables_other_re
     sent = [(r.table, [rec.get("Client ID") for rec in r.records]) for r in transport.requests]
     # The ended client run first, with the other client record riding along; the job's roll-up after it.
     assert sent == [(jobs, [None]), (clients, ["a", "b"]), (jobs, [None])], sent
+
+
+def test_runs_that_ended_go_in_the_order_they_ended_so_a_job_never_ends_before_its_client_runs() -> None:
+    transport = TimedTransport()
+    transport.gate.clear()
+    engine = DeliveryEngine(transport, requests_per_second=1_000)
+    clients, jobs, keys = "Client Run Results", "Job Tracking", ("Run ID", "Client ID")
+    try:
+        engine.submit("Other", KEY, {"Run ID": "w"})  # in flight, hanging, while the rest queues up
+        deadline = time.monotonic() + 5
+        while not transport.times and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.submit(jobs, KEY, {"Run ID": "r", "Clients Processed": 0})  # the job's record waits first ...
+        client_ended = RunEvent(clients, record_key(keys, {"Run ID": "r-a", "Client ID": "a"}), keys, opened=False)
+        engine.submit(clients, keys, {"Run ID": "r-a", "Client ID": "a", "Status": "Completed"}, event=client_ended)
+        job_ended = RunEvent(jobs, record_key(KEY, {"Run ID": "r"}), KEY, opened=False)
+        engine.submit(jobs, KEY, {"Run ID": "r", "Status": "Completed", "Clients Processed": 1}, event=job_ended)
+        time.sleep(0.2)
+        transport.gate.set()
+        assert engine.flush(5)
+    finally:
+        transport.gate.set()
+        engine.close(5)
+    # ... but the client run ended first, so it reaches the backend first.
+    assert [r.table for r in transport.requests] == ["Other", clients, jobs]
