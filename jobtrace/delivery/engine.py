@@ -86,6 +86,8 @@ HEARTBEAT_INTERVAL: Final = 5.0
 #: How long an update of a run still open (a job's roll-ups, a heartbeat) may wait, at most, while records of
 #: runs that opened or ended go first, in seconds.
 OPEN_RUN_PATIENCE: Final = 2.0
+#: How many of the oldest outbox records the pick looks at for one that waited OPEN_RUN_PATIENCE.
+OVERDUE_LOOKAHEAD: Final = 50
 #: How many set-aside fields or records :attr:`DeliveryEngine.set_aside` remembers (the journal keeps them all).
 SET_ASIDE_KEPT: Final = 1000
 
@@ -259,6 +261,8 @@ class DeliveryEngine:
                 raise EngineClosed(f"the delivery engine for {self.name} is closed")
             if event is not None:
                 self._events.append(event)
+                # Re-inserted, so the dict's order is the order the runs opened or ended in.
+                self._urgent.pop((event.table, event.record_key), None)
                 self._urgent[(event.table, event.record_key)] = next(self._event_numbers)
             pending = self._pending.get(key)
             if pending is None:
@@ -597,42 +601,49 @@ class DeliveryEngine:
             if not self._outbox:
                 return [], False
             with self._lock:
-                urgent = dict(self._urgent)
-            in_order = sorted(urgent, key=urgent.__getitem__)
+                urgent = list(self._urgent)  # in the order the runs opened or ended
+            waiting = set(urgent)
             unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
             overdue = time.monotonic() - OPEN_RUN_PATIENCE
             limit = max(1, self.transport.max_batch)
 
-            def ready(key: tuple[str, str]) -> _Entry | None:
+            def journaled(key: tuple[str, str]) -> bool:
                 since = unsaved.get(key)
-                return self._outbox.get(key) if since is None or since <= patience else None
+                return since is None or since <= patience
 
-            # First an update of a run still open that waited too long, then the opened and ended runs in the
-            # order they opened or ended (a job's end after the client runs it counts, which ended before it),
-            # else the oldest record.
-            first = next((e for k, e in self._journaled() if k not in urgent and e.since <= overdue), None)
+            # First an update of a run still open that waited too long (looked for among the oldest records
+            # only: the pick stays cheap with a large backlog), then the opened and ended runs in the order
+            # they opened or ended (a job's end after the client runs it counts, which ended before it), else
+            # the oldest record.
+            first: _Entry | None = None
+            for key, entry in itertools.islice(self._outbox.items(), OVERDUE_LOOKAHEAD):
+                if key not in waiting and journaled(key):
+                    first = entry if entry.since <= overdue else None
+                    break
             if first is None:
-                first = next((e for k in in_order if (e := ready(k)) is not None), None)
+                first = next((e for k in urgent if (e := self._outbox.get(k)) is not None and journaled(k)), None)
             if first is None:
                 first = next((e for _, e in self._journaled()), None)
             if first is None:
                 return [], False
             group = (first.row.table, first.row.key_fields)
             batch = [first]
-            for key in in_order:
-                entry = ready(key)
-                if (
-                    len(batch) < limit
-                    and entry is not None
-                    and entry is not first
-                    and (entry.row.table, entry.row.key_fields) == group
-                ):
-                    batch.append(entry)
-            # The table's other records ride along.
-            for _, entry in self._journaled():
+            for key in urgent:
                 if len(batch) == limit:
                     break
-                if (entry.row.table, entry.row.key_fields) == group and all(entry is not b for b in batch):
+                ended = self._outbox.get(key)
+                if (
+                    ended is not None
+                    and ended is not first
+                    and (ended.row.table, ended.row.key_fields) == group
+                    and journaled(key)
+                ):
+                    batch.append(ended)
+            # The table's other records ride along.
+            for key, entry in self._journaled():
+                if len(batch) == limit:
+                    break
+                if key not in waiting and entry is not first and (entry.row.table, entry.row.key_fields) == group:
                     batch.append(entry)
             return batch, False
 
