@@ -7,9 +7,16 @@ in-memory dict under a lock. A daemon thread does the rest, in a loop:
    journaled even while a request is in flight): move pending records into
    the outbox (merging fields, later over earlier) and save them in the
    journal; forget there what was delivered;
-2. pick up to 10 records of one table (oldest first) and, when the base's
-   budget (:mod:`.budget`, shared with other processes) allows, send them as one
-   ``Table.batch_upsert`` (``performUpsert`` on the key fields);
+2. pick up to 10 records of one table and, when the base's budget
+   (:mod:`.budget`, shared with other processes) allows, send them as one
+   ``Table.batch_upsert`` (``performUpsert`` on the key fields). Records of
+   runs that have *ended* go first (oldest first; other records of the same
+   table ride along), so a finished run reaches Airtable with the next
+   request; a record of a run still open (a job's Running record and
+   roll-ups, a heartbeat) waits for a request with no ended run to send, or
+   at most ``OPEN_RUN_PATIENCE``. Requests are evenly spaced within the
+   budget (by its schedule, which counts the process's other requests to the
+   base too);
 3. on success, drop them from the outbox and the journal (unless they changed
    meanwhile); on failure, keep them and decide:
 
@@ -39,8 +46,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
@@ -66,6 +73,9 @@ DRAIN_INTERVAL = 0.1
 JOURNAL_PATIENCE = 1.0
 #: How often, at most, an idle writer tells the journal it is alive (a dead owner's "last seen").
 HEARTBEAT_INTERVAL = 5.0
+#: How long an update of a run still open (a job's roll-ups, a heartbeat) may wait, at most, while records of
+#: runs that ended go first.
+OPEN_RUN_PATIENCE = 2.0
 
 _FIELD_PATTERNS = (
     re.compile(r'Unknown field name: "(?P<field>.+)"'),
@@ -87,6 +97,8 @@ class _Pending:
 class _Entry:
     row: JournalRow
     version: int
+    since: float = field(default_factory=time.monotonic)
+    """When the entry started waiting (its first change not yet delivered)."""
 
     @property
     def label(self) -> str:
@@ -141,6 +153,10 @@ class Writer:
         self._lock = threading.Lock()
         self._pending: dict[Hashable, _Pending] = {}
         self._events: list[RunEvent] = []  # runs opened/closed since the last drain
+        # Outbox keys whose run ended since their last delivery, with the number of that event (under
+        # _lock): they go first (see _pick).
+        self._urgent: dict[tuple[str, str], int] = {}
+        self._event_numbers = itertools.count(1)
         self._delivered: list[tuple[str, str, int]] = []  # to forget in the journal at the next drain
         # Outbox records whose last version the journal lacks, with when they first lacked it: they are
         # sent once journaled (write-ahead), or after JOURNAL_PATIENCE if the journal is stuck.
@@ -199,6 +215,12 @@ class Writer:
                 raise SinkError("this AirtableSink is closed; configure a new one")
             if event is not None:
                 self._events.append(event)
+                if not event.opened:
+                    self._urgent[(event.table, event.record_key)] = next(self._event_numbers)
+                else:
+                    # An opened run's record is not urgent: its own request (a job's Running record: another
+                    # table than its client runs') would hold up every ended run by a quarter second.
+                    self._urgent.pop((event.table, event.record_key), None)
             pending = self._pending.get(key)
             if pending is None:
                 self._pending[key] = _Pending(table, key_fields, dict(fields))
@@ -386,7 +408,9 @@ class Writer:
                 # Requests evenly spaced within the budget, not in bursts: a change waits at most about one
                 # spacing (0.2 s at 5/s) to be sent, instead of up to a second after a burst.
                 now = time.monotonic()
-                wait = max(self._retry_at, self._last_sent + self._spacing) - now
+                # Evenly spaced, also a full batch: sent early, it would take a slot the next request then
+                # waits for (at a job's start, that left a gap of half a second).
+                wait = max(self._retry_at, self._paced()) - now
                 slot = None
                 if wait <= 0:
                     got = self._throttle.reserve()
@@ -410,6 +434,14 @@ class Writer:
         finally:
             self._alive = False
             self._notify()
+
+    def _paced(self) -> float:
+        """When the next request keeps requests evenly spaced: by the budget's schedule, which counts this
+        process's other requests to the base too (a job's schema check, its run-ID lookup), else after our last."""
+        next_even = getattr(self._throttle, "next_even", None)
+        if callable(next_even):
+            return float(next_even())
+        return self._last_sent + self._spacing
 
     def _notify(self) -> None:
         with self._progress:
@@ -506,7 +538,17 @@ class Writer:
             return any(since <= patience for since in self._unsaved.values())
 
     def _pick(self) -> tuple[list[_Entry], bool]:
-        """The next batch: a split-off part of a refused batch first, else up to 10 oldest of one table."""
+        """The next batch: a split-off part of a refused batch first, else up to 10 records of one table.
+
+        The pick policy (what reaches Airtable first when the budget allows
+        only one request a quarter second): records of runs that ended since
+        their last delivery, and records that waited ``OPEN_RUN_PATIENCE``,
+        oldest first, with the other sendable records of the same table
+        riding along; when there are none, the oldest records of one table. So
+        a finished client run is not held up by its job's roll-up update (a
+        record of another table, so a request of its own), which goes when no
+        ended run waits, or after at most ``OPEN_RUN_PATIENCE``.
+        """
         with self._state:
             while self._forced:
                 keys = self._forced.popleft()
@@ -515,25 +557,43 @@ class Writer:
                     return entries, True
             if not self._outbox:
                 return [], False
-            # Write-ahead: a record goes out once the journal has it (or the journal is stuck).
-            unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
+            with self._lock:
+                urgent_keys = set(self._urgent)
+            overdue = time.monotonic() - OPEN_RUN_PATIENCE
             group: tuple[str, tuple[str, ...]] | None = None
-            batch: list[_Entry] = []
-            for key, entry in self._outbox.items():
-                since = unsaved.get(key)
-                if since is not None and since > patience:
-                    continue
-                if group is None:
-                    group = (entry.row.table, entry.row.key_fields)
-                if (entry.row.table, entry.row.key_fields) == group:
-                    batch.append(entry)
-                    if len(batch) == MAX_RECORDS_PER_REQUEST:
-                        break
-            return batch, False
+            urgent: list[_Entry] = []
+            others: dict[tuple[str, tuple[str, ...]], list[_Entry]] = {}
+            for key, entry in self._journaled():
+                of = (entry.row.table, entry.row.key_fields)
+                if key in urgent_keys or entry.since <= overdue:
+                    group = group or of
+                    if of == group:
+                        urgent.append(entry)
+                        if len(urgent) == MAX_RECORDS_PER_REQUEST:
+                            break
+                elif len(riders := others.setdefault(of, [])) < MAX_RECORDS_PER_REQUEST:
+                    riders.append(entry)
+            if group is None:  # nothing ended or overdue: the oldest records of one table
+                return next(iter(others.values()), []), False
+            # The ended (and overdue) records first, then the table's other records ride along.
+            return (urgent + others.get(group, []))[:MAX_RECORDS_PER_REQUEST], False
+
+    def _journaled(self) -> Iterator[tuple[tuple[str, str], _Entry]]:
+        """Outbox records that may go out now, oldest first (call with ``_state`` held).
+
+        Write-ahead: a record goes out once the journal has it (or the journal is stuck).
+        """
+        unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
+        for key, entry in self._outbox.items():
+            since = unsaved.get(key)
+            if since is None or since <= patience:
+                yield key, entry
 
     def _send(self, batch: list[_Entry], forced: bool) -> None:
         with self._state:
             sent = [(entry, entry.version, dict(entry.row.fields)) for entry in batch]
+            with self._lock:
+                urgent = {k: n for e in batch if (n := self._urgent.get(k := (e.row.table, e.row.record_key)))}
         unsendable = [(entry, fields, bad) for entry, _, fields in sent if (bad := unsendable_fields(fields))]
         if unsendable:
             # No request could ever carry these (NaN from a journal row, ...): set them aside; the rest of
@@ -563,11 +623,17 @@ class Writer:
             return
         self._failures = 0
         with self._state:
+            now = time.monotonic()
             for entry, version, _ in sent:
                 key = (entry.row.table, entry.row.record_key)
                 if self._outbox.get(key) is entry and entry.version == version:
                     del self._outbox[key]
                     self._unsaved.pop(key, None)
+                else:
+                    entry.since = now  # changed meanwhile: the newer change waits from now
+                with self._lock:
+                    if key in urgent and self._urgent.get(key) == urgent[key]:
+                        del self._urgent[key]  # delivered, and its run did not end again meanwhile
                 # Forgotten in the journal by the journal thread (never on this one: no waiting on SQLite here).
                 self._delivered.append((entry.row.table, entry.row.record_key, version))
             if self._spooler is None:
@@ -672,6 +738,8 @@ class Writer:
                 if self._outbox.get(key) is entry:
                     del self._outbox[key]
                     self._unsaved.pop(key, None)
+                    with self._lock:
+                        self._urgent.pop(key, None)
                 self._guard(self.journal.set_aside, self.base_id, self.owner, row, error, entry.version, True)
                 what = "the record"
         logger.error(
