@@ -17,7 +17,7 @@ from pyairtable import Api
 from ...schema import COMPUTED_TYPES, DATETIME_TYPES, NUMBER_TYPES, TEXT_TYPES, Schema, TableSchema
 from ...statuses import Status
 
-__all__ = ["TRACKER_STATUSES", "Problem", "base_metadata", "check_base"]
+__all__ = ["TRACKER_STATUSES", "Problem", "base_metadata", "check_base", "check_metadata"]
 
 #: The statuses jobtrace itself writes; the base's ``Status`` field must offer each.
 TRACKER_STATUSES = (
@@ -85,6 +85,11 @@ def check_base(api: Api, base_id: str, schema: Schema, *, seen: dict[str, Any] |
         return [_unreachable(base_id, type(exc).__name__)]
     if seen is not None:  # the metadata read, for a caller that wants it too (no second request)
         seen.update(meta)
+    return check_metadata(meta, base_id, schema)
+
+
+def check_metadata(meta: dict[str, Any], base_id: str, schema: Schema) -> list[Problem]:
+    """Compare the base's metadata (as :func:`base_metadata` returns it) with ``schema``; no request."""
     tables = {t["name"]: t for t in meta.get("tables", [])}
     by_id = {t.get("id"): t for t in meta.get("tables", [])}
     problems: list[Problem] = []

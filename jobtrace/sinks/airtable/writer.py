@@ -10,11 +10,11 @@ in-memory dict under a lock. A daemon thread does the rest, in a loop:
 2. pick up to 10 records of one table and, when the base's budget
    (:mod:`.budget`, shared with other processes) allows, send them as one
    ``Table.batch_upsert`` (``performUpsert`` on the key fields). Records of
-   runs that have *ended* go first (oldest first; other records of the same
-   table ride along), so a finished run reaches Airtable with the next
-   request; a record of a run still open (a job's Running record and
-   roll-ups, a heartbeat) waits for a request with no ended run to send, or
-   at most ``OPEN_RUN_PATIENCE``. Requests are evenly spaced within the
+   runs that have just *opened or ended* go first (oldest first; other
+   records of the same table ride along), so a new job's record and a
+   finished run reach Airtable with the next request; any other update of a
+   run still open (a job's roll-ups, a heartbeat) waits for a request with
+   none of those to send, or at most ``OPEN_RUN_PATIENCE``. Requests are evenly spaced within the
    budget (by its schedule, which counts the process's other requests to the
    base too);
 3. on success, drop them from the outbox and the journal (unless they changed
@@ -74,7 +74,7 @@ JOURNAL_PATIENCE = 1.0
 #: How often, at most, an idle writer tells the journal it is alive (a dead owner's "last seen").
 HEARTBEAT_INTERVAL = 5.0
 #: How long an update of a run still open (a job's roll-ups, a heartbeat) may wait, at most, while records of
-#: runs that ended go first.
+#: runs that opened or ended go first.
 OPEN_RUN_PATIENCE = 2.0
 
 _FIELD_PATTERNS = (
@@ -153,8 +153,8 @@ class Writer:
         self._lock = threading.Lock()
         self._pending: dict[Hashable, _Pending] = {}
         self._events: list[RunEvent] = []  # runs opened/closed since the last drain
-        # Outbox keys whose run ended since their last delivery, with the number of that event (under
-        # _lock): they go first (see _pick).
+        # Outbox keys whose run opened or ended since their last delivery, with the number of that event
+        # (under _lock): they go first (see _pick).
         self._urgent: dict[tuple[str, str], int] = {}
         self._event_numbers = itertools.count(1)
         self._delivered: list[tuple[str, str, int]] = []  # to forget in the journal at the next drain
@@ -215,12 +215,7 @@ class Writer:
                 raise SinkError("this AirtableSink is closed; configure a new one")
             if event is not None:
                 self._events.append(event)
-                if not event.opened:
-                    self._urgent[(event.table, event.record_key)] = next(self._event_numbers)
-                else:
-                    # An opened run's record is not urgent: its own request (a job's Running record: another
-                    # table than its client runs') would hold up every ended run by a quarter second.
-                    self._urgent.pop((event.table, event.record_key), None)
+                self._urgent[(event.table, event.record_key)] = next(self._event_numbers)
             pending = self._pending.get(key)
             if pending is None:
                 self._pending[key] = _Pending(table, key_fields, dict(fields))
@@ -541,13 +536,14 @@ class Writer:
         """The next batch: a split-off part of a refused batch first, else up to 10 records of one table.
 
         The pick policy (what reaches Airtable first when the budget allows
-        only one request a quarter second): records of runs that ended since
-        their last delivery, and records that waited ``OPEN_RUN_PATIENCE``,
-        oldest first, with the other sendable records of the same table
-        riding along; when there are none, the oldest records of one table. So
-        a finished client run is not held up by its job's roll-up update (a
-        record of another table, so a request of its own), which goes when no
-        ended run waits, or after at most ``OPEN_RUN_PATIENCE``.
+        only one request a quarter second): records of runs that opened or
+        ended since their last delivery, and records that waited
+        ``OPEN_RUN_PATIENCE``, oldest first, with the other sendable records of
+        the same table riding along; when there are none, the oldest records
+        of one table. So a finished client run is not held up by its job's
+        roll-up update (a record of another table, so a request of its own),
+        which goes when no run opened or ended, or after at most
+        ``OPEN_RUN_PATIENCE``.
         """
         with self._state:
             while self._forced:
@@ -573,9 +569,9 @@ class Writer:
                             break
                 elif len(riders := others.setdefault(of, [])) < MAX_RECORDS_PER_REQUEST:
                     riders.append(entry)
-            if group is None:  # nothing ended or overdue: the oldest records of one table
+            if group is None:  # nothing opened, ended or overdue: the oldest records of one table
                 return next(iter(others.values()), []), False
-            # The ended (and overdue) records first, then the table's other records ride along.
+            # The opened, ended (and overdue) records first, then the table's other records ride along.
             return (urgent + others.get(group, []))[:MAX_RECORDS_PER_REQUEST], False
 
     def _journaled(self) -> Iterator[tuple[tuple[str, str], _Entry]]:
@@ -633,7 +629,7 @@ class Writer:
                     entry.since = now  # changed meanwhile: the newer change waits from now
                 with self._lock:
                     if key in urgent and self._urgent.get(key) == urgent[key]:
-                        del self._urgent[key]  # delivered, and its run did not end again meanwhile
+                        del self._urgent[key]  # delivered, and its run did not open or end again meanwhile
                 # Forgotten in the journal by the journal thread (never on this one: no waiting on SQLite here).
                 self._delivered.append((entry.row.table, entry.row.record_key, version))
             if self._spooler is None:
