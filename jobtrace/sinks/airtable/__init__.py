@@ -217,7 +217,7 @@ class AirtableSink(Sink):
             # A check of this base that passed lately on this host is not repeated (no request at the job's
             # start, when the budget is needed most; see .checked); one that would fail is, against the base.
             problems = []
-            remembered = checked.remembered(self._endpoint, self._base_id)
+            remembered = checked.remembered(self._endpoint, self._base_id, self._read_api.api_key)
             if remembered is not None:
                 problems = check_metadata(remembered, self._base_id, schema)
                 seen.update(remembered)
@@ -230,7 +230,7 @@ class AirtableSink(Sink):
                     if slot is not None:
                         self._throttle.done(slot)
                 if seen and not any(p.severity == "error" for p in problems):
-                    checked.remember(self._endpoint, self._base_id, seen)
+                    checked.remember(self._endpoint, self._base_id, self._read_api.api_key, seen)
             self._problems = problems
             for problem in problems:
                 if problem.severity == "warning":
@@ -363,7 +363,7 @@ class AirtableSink(Sink):
         writer.close(timeout)
         if writer.stats.undeliverable:
             # Airtable refused something: the base may have changed since its check; the next start checks it.
-            checked.forget(self._endpoint, self._base_id)
+            checked.forget(self._endpoint, self._base_id, self._read_api.api_key)
 
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
         """The record as Airtable has it, with every change not yet delivered merged on top.

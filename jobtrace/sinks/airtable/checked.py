@@ -8,8 +8,11 @@ half a second to reach Airtable). When the base fitted the mapping,
 :func:`remember` keeps its metadata (table and field names, types and
 choices; no token, no records) in the state directory
 (:func:`jobtrace.state.state_dir`, ``checked/``), and :func:`remembered`
-gives it back for ``REMEMBER_FOR`` seconds: the sink checks the mapping
-against it without a request.
+gives it back for ``REMEMBER_FOR`` seconds to a start with the same
+endpoint, base and token (a file named by a hash of the three; another token,
+say one Airtable would refuse, is checked against the base): the sink checks
+the mapping against it without a request. A check the mapping does not pass
+against the remembered metadata is made against the base.
 
 A base changed in that time still shows: Airtable refuses the writes that do
 not fit (422), the writer sets the refused field or record aside in the
@@ -37,15 +40,15 @@ __all__ = ["REMEMBER_FOR", "forget", "remember", "remembered"]
 REMEMBER_FOR = 3600.0
 
 
-def _path(endpoint_url: str, base_id: str) -> Path:
-    digest = hashlib.sha256(f"{endpoint_url.rstrip('/')}\n{base_id}".encode()).hexdigest()[:32]
+def _path(endpoint_url: str, base_id: str, api_key: str) -> Path:
+    digest = hashlib.sha256(f"{endpoint_url.rstrip('/')}\n{base_id}\n{api_key}".encode()).hexdigest()[:32]
     return state_dir() / "checked" / f"{digest}.json"
 
 
-def remembered(endpoint_url: str, base_id: str, max_age: float = REMEMBER_FOR) -> dict[str, Any] | None:
-    """The metadata of a check of this base that passed less than ``max_age`` seconds ago, else None."""
+def remembered(endpoint_url: str, base_id: str, api_key: str, max_age: float = REMEMBER_FOR) -> dict[str, Any] | None:
+    """The metadata of a check of this base (with this token) that passed less than ``max_age`` seconds ago."""
     try:
-        data = json.loads(_path(endpoint_url, base_id).read_text(encoding="utf-8"))
+        data = json.loads(_path(endpoint_url, base_id, api_key).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("base_id") != base_id:
@@ -59,9 +62,9 @@ def remembered(endpoint_url: str, base_id: str, max_age: float = REMEMBER_FOR) -
     return meta
 
 
-def remember(endpoint_url: str, base_id: str, metadata: dict[str, Any]) -> None:
+def remember(endpoint_url: str, base_id: str, api_key: str, metadata: dict[str, Any]) -> None:
     """Keep the metadata of a check of this base that passed (best effort: a failure only costs a request later)."""
-    path = _path(endpoint_url, base_id)
+    path = _path(endpoint_url, base_id, api_key)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +75,7 @@ def remember(endpoint_url: str, base_id: str, metadata: dict[str, Any]) -> None:
             tmp.unlink()
 
 
-def forget(endpoint_url: str, base_id: str) -> None:
+def forget(endpoint_url: str, base_id: str, api_key: str) -> None:
     """Forget the remembered check of this base: the next start reads the base again."""
     with contextlib.suppress(OSError):
-        _path(endpoint_url, base_id).unlink()
+        _path(endpoint_url, base_id, api_key).unlink()
