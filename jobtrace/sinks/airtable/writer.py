@@ -536,13 +536,15 @@ class Writer:
         """The next batch: a split-off part of a refused batch first, else up to 10 records of one table.
 
         The pick policy (what reaches Airtable first when the budget allows
-        only one request a quarter second): records of runs that opened or
-        ended since their last delivery, and records that waited
-        ``OPEN_RUN_PATIENCE``, oldest first, with the other sendable records of
-        the same table riding along; when there are none, the oldest records
-        of one table. So a finished client run is not held up by its job's
-        roll-up update (a record of another table, so a request of its own),
-        which goes when no run opened or ended, or after at most
+        only one request a quarter second): an update of a run still open that
+        waited ``OPEN_RUN_PATIENCE``; else the records of runs that opened or
+        ended since their last delivery, in the order they did (so a job's end,
+        with its roll-ups, never reaches Airtable before the client runs it
+        counts); else the oldest record. The batch is that record's table: its
+        opened and ended records in that order, then its other sendable
+        records riding along. So a finished client run is not held up by its
+        job's roll-up update (a record of another table, so a request of its
+        own), which goes when no run opened or ended, or after at most
         ``OPEN_RUN_PATIENCE``.
         """
         with self._state:
@@ -554,25 +556,44 @@ class Writer:
             if not self._outbox:
                 return [], False
             with self._lock:
-                urgent_keys = set(self._urgent)
+                urgent = dict(self._urgent)
+            unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
             overdue = time.monotonic() - OPEN_RUN_PATIENCE
-            group: tuple[str, tuple[str, ...]] | None = None
-            urgent: list[_Entry] = []
-            others: dict[tuple[str, tuple[str, ...]], list[_Entry]] = {}
-            for key, entry in self._journaled():
-                of = (entry.row.table, entry.row.key_fields)
-                if key in urgent_keys or entry.since <= overdue:
-                    group = group or of
-                    if of == group:
-                        urgent.append(entry)
-                        if len(urgent) == MAX_RECORDS_PER_REQUEST:
-                            break
-                elif len(riders := others.setdefault(of, [])) < MAX_RECORDS_PER_REQUEST:
-                    riders.append(entry)
-            if group is None:  # nothing opened, ended or overdue: the oldest records of one table
-                return next(iter(others.values()), []), False
-            # The opened, ended (and overdue) records first, then the table's other records ride along.
-            return (urgent + others.get(group, []))[:MAX_RECORDS_PER_REQUEST], False
+            # First an update of a run still open that waited too long, then the opened and ended runs in the
+            # order they opened or ended (a job's end after the client runs it counts, which ended before it),
+            # else the oldest record.
+            first = next((e for k, e in self._journaled() if k not in urgent and e.since <= overdue), None)
+            if first is None:
+                for key in sorted(urgent, key=urgent.__getitem__):
+                    entry = self._outbox.get(key)
+                    since = unsaved.get(key)
+                    if entry is not None and (since is None or since <= patience):
+                        first = entry
+                        break
+            if first is None:
+                first = next((e for _, e in self._journaled()), None)
+            if first is None:
+                return [], False
+            group = (first.row.table, first.row.key_fields)
+            batch = [first]
+            for key in sorted(urgent, key=urgent.__getitem__):
+                entry = self._outbox.get(key)
+                since = unsaved.get(key)
+                if (
+                    len(batch) < MAX_RECORDS_PER_REQUEST
+                    and entry is not None
+                    and entry is not first
+                    and (entry.row.table, entry.row.key_fields) == group
+                    and (since is None or since <= patience)
+                ):
+                    batch.append(entry)
+            # The table's other records ride along.
+            for _, entry in self._journaled():
+                if len(batch) == MAX_RECORDS_PER_REQUEST:
+                    break
+                if (entry.row.table, entry.row.key_fields) == group and all(entry is not b for b in batch):
+                    batch.append(entry)
+            return batch, False
 
     def _journaled(self) -> Iterator[tuple[tuple[str, str], _Entry]]:
         """Outbox records that may go out now, oldest first (call with ``_state`` held).
