@@ -108,7 +108,8 @@ class AirtableSink(Sink):
         endpoint_url: another API endpoint (e.g. the local emulator).
         journal_path: the SQLite journal of undelivered changes; default
             ``$JOBTRACE_JOURNAL`` or ``$XDG_STATE_HOME/jobtrace/journal.sqlite3``.
-        check_schema: check the base's schema at ``start()`` (metadata API).
+        check_schema: check the base's schema at ``start()`` (metadata API; a check of this base with this
+            token that passed on this host within the hour is not repeated, see :mod:`.checked`).
         requests_per_second: the base's whole request budget (Airtable allows 5), shared by every
             jobtrace process of this host, and of every host sharing ``redis_url``.
         application_headroom: requests per second of that budget jobtrace leaves to the
