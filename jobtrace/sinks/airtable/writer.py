@@ -76,6 +76,8 @@ HEARTBEAT_INTERVAL = 5.0
 #: How long an update of a run still open (a job's roll-ups, a heartbeat) may wait, at most, while records of
 #: runs that opened or ended go first.
 OPEN_RUN_PATIENCE = 2.0
+#: How many of the oldest outbox records the pick looks at for one that waited OPEN_RUN_PATIENCE.
+OVERDUE_LOOKAHEAD = 50
 
 _FIELD_PATTERNS = (
     re.compile(r'Unknown field name: "(?P<field>.+)"'),
@@ -215,6 +217,8 @@ class Writer:
                 raise SinkError("this AirtableSink is closed; configure a new one")
             if event is not None:
                 self._events.append(event)
+                # Re-inserted, so the dict's order is the order the runs opened or ended in.
+                self._urgent.pop((event.table, event.record_key), None)
                 self._urgent[(event.table, event.record_key)] = next(self._event_numbers)
             pending = self._pending.get(key)
             if pending is None:
@@ -556,42 +560,48 @@ class Writer:
             if not self._outbox:
                 return [], False
             with self._lock:
-                urgent = dict(self._urgent)
+                urgent = list(self._urgent)  # in the order the runs opened or ended
+            waiting = set(urgent)
             unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
             overdue = time.monotonic() - OPEN_RUN_PATIENCE
-            # First an update of a run still open that waited too long, then the opened and ended runs in the
-            # order they opened or ended (a job's end after the client runs it counts, which ended before it),
-            # else the oldest record.
-            first = next((e for k, e in self._journaled() if k not in urgent and e.since <= overdue), None)
+
+            def journaled(key: tuple[str, str]) -> bool:
+                since = unsaved.get(key)
+                return since is None or since <= patience
+
+            # First an update of a run still open that waited too long (looked for among the oldest records
+            # only: the pick stays cheap with a large backlog), then the opened and ended runs in the order
+            # they opened or ended (a job's end after the client runs it counts, which ended before it), else
+            # the oldest record.
+            first: _Entry | None = None
+            for key, entry in itertools.islice(self._outbox.items(), OVERDUE_LOOKAHEAD):
+                if key not in waiting and journaled(key):
+                    first = entry if entry.since <= overdue else None
+                    break
             if first is None:
-                for key in sorted(urgent, key=urgent.__getitem__):
-                    entry = self._outbox.get(key)
-                    since = unsaved.get(key)
-                    if entry is not None and (since is None or since <= patience):
-                        first = entry
-                        break
+                first = next((e for k in urgent if (e := self._outbox.get(k)) is not None and journaled(k)), None)
             if first is None:
                 first = next((e for _, e in self._journaled()), None)
             if first is None:
                 return [], False
             group = (first.row.table, first.row.key_fields)
             batch = [first]
-            for key in sorted(urgent, key=urgent.__getitem__):
-                entry = self._outbox.get(key)
-                since = unsaved.get(key)
-                if (
-                    len(batch) < MAX_RECORDS_PER_REQUEST
-                    and entry is not None
-                    and entry is not first
-                    and (entry.row.table, entry.row.key_fields) == group
-                    and (since is None or since <= patience)
-                ):
-                    batch.append(entry)
-            # The table's other records ride along.
-            for _, entry in self._journaled():
+            for key in urgent:
                 if len(batch) == MAX_RECORDS_PER_REQUEST:
                     break
-                if (entry.row.table, entry.row.key_fields) == group and all(entry is not b for b in batch):
+                ended = self._outbox.get(key)
+                if (
+                    ended is not None
+                    and ended is not first
+                    and (ended.row.table, ended.row.key_fields) == group
+                    and journaled(key)
+                ):
+                    batch.append(ended)
+            # The table's other records ride along.
+            for key, entry in self._journaled():
+                if len(batch) == MAX_RECORDS_PER_REQUEST:
+                    break
+                if key not in waiting and entry is not first and (entry.row.table, entry.row.key_fields) == group:
                     batch.append(entry)
             return batch, False
 
