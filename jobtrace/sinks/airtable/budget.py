@@ -463,6 +463,9 @@ class Budget:
         self._lease = lease
         self._redis = _redis_store(redis_url) if redis_url else None
         self._local_error_logged = False
+        # The even-spacing schedule of jobtrace's requests through this object (see next_even()).
+        self._schedule_lock = threading.Lock()
+        self._next_even = -math.inf
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -499,10 +502,40 @@ class Budget:
             return "redis"
         return "host" if isinstance(_local_store(), _SqliteStore) else "process"
 
+    @property
+    def spacing(self) -> float:
+        """Seconds between jobtrace's requests when they are evenly spaced: the hold over jobtrace's share."""
+        return self.hold / self.jobtrace_share
+
+    def next_even(self) -> float:
+        """When (``time.monotonic()``) jobtrace's next request keeps its requests through this object evenly spaced.
+
+        A virtual schedule: every slot jobtrace takes here (the writer's, a
+        sink's schema check, run-ID lookup or read) moves it on by
+        :attr:`spacing` from then, or from where it was if that is later. A
+        sender that waits for it (the writer does) spreads its requests out
+        after a burst (a job's start: the schema check and the run-ID lookup),
+        instead of taking the rest of the share at once and leaving every slot
+        to free up together a second later. In this process only: other
+        processes' requests are paced by the slots alone.
+        """
+        with self._schedule_lock:
+            return self._next_even
+
+    def _scheduled(self) -> None:
+        with self._schedule_lock:
+            self._next_even = max(self._next_even, time.monotonic()) + self.spacing
+
     # -- slots -------------------------------------------------------------------------------
 
     def reserve(self, application: bool = False) -> Slot | float:
         """Take a slot (hand it to :meth:`done` after the response), or return seconds to wait first."""
+        got = self._reserve(application)
+        if not application and isinstance(got, Slot):
+            self._scheduled()
+        return got
+
+    def _reserve(self, application: bool) -> Slot | float:
         ask = _Ask(self.capacity, self.jobtrace_share, application, self._lease, self.hold)
         # The prefix tells the application's slots from jobtrace's (in Redis, where they are sorted-set members).
         token = ("a:" if application else "j:") + uuid.uuid4().hex

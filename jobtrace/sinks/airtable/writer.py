@@ -7,9 +7,16 @@ in-memory dict under a lock. A daemon thread does the rest, in a loop:
    journaled even while a request is in flight): move pending records into
    the outbox (merging fields, later over earlier) and save them in the
    journal; forget there what was delivered;
-2. pick up to 10 records of one table (oldest first) and, when the base's
-   budget (:mod:`.budget`, shared with other processes) allows, send them as one
-   ``Table.batch_upsert`` (``performUpsert`` on the key fields);
+2. pick up to 10 records of one table and, when the base's budget
+   (:mod:`.budget`, shared with other processes) allows, send them as one
+   ``Table.batch_upsert`` (``performUpsert`` on the key fields). Records of
+   runs that have just *opened or ended* go first (oldest first; other
+   records of the same table ride along), so a new job's record and a
+   finished run reach Airtable with the next request; any other update of a
+   run still open (a job's roll-ups, a heartbeat) waits for a request with
+   none of those to send, or at most ``OPEN_RUN_PATIENCE``. Requests are evenly spaced within the
+   budget (by its schedule, which counts the process's other requests to the
+   base too);
 3. on success, drop them from the outbox and the journal (unless they changed
    meanwhile); on failure, keep them and decide:
 
@@ -39,8 +46,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
@@ -66,6 +73,11 @@ DRAIN_INTERVAL = 0.1
 JOURNAL_PATIENCE = 1.0
 #: How often, at most, an idle writer tells the journal it is alive (a dead owner's "last seen").
 HEARTBEAT_INTERVAL = 5.0
+#: How long an update of a run still open (a job's roll-ups, a heartbeat) may wait, at most, while records of
+#: runs that opened or ended go first.
+OPEN_RUN_PATIENCE = 2.0
+#: How many of the oldest outbox records the pick looks at for one that waited OPEN_RUN_PATIENCE.
+OVERDUE_LOOKAHEAD = 50
 
 _FIELD_PATTERNS = (
     re.compile(r'Unknown field name: "(?P<field>.+)"'),
@@ -87,6 +99,8 @@ class _Pending:
 class _Entry:
     row: JournalRow
     version: int
+    since: float = field(default_factory=time.monotonic)
+    """When the entry started waiting (its first change not yet delivered)."""
 
     @property
     def label(self) -> str:
@@ -141,6 +155,10 @@ class Writer:
         self._lock = threading.Lock()
         self._pending: dict[Hashable, _Pending] = {}
         self._events: list[RunEvent] = []  # runs opened/closed since the last drain
+        # Outbox keys whose run opened or ended since their last delivery, with the number of that event
+        # (under _lock): they go first (see _pick).
+        self._urgent: dict[tuple[str, str], int] = {}
+        self._event_numbers = itertools.count(1)
         self._delivered: list[tuple[str, str, int]] = []  # to forget in the journal at the next drain
         # Outbox records whose last version the journal lacks, with when they first lacked it: they are
         # sent once journaled (write-ahead), or after JOURNAL_PATIENCE if the journal is stuck.
@@ -199,6 +217,9 @@ class Writer:
                 raise SinkError("this AirtableSink is closed; configure a new one")
             if event is not None:
                 self._events.append(event)
+                # Re-inserted, so the dict's order is the order the runs opened or ended in.
+                self._urgent.pop((event.table, event.record_key), None)
+                self._urgent[(event.table, event.record_key)] = next(self._event_numbers)
             pending = self._pending.get(key)
             if pending is None:
                 self._pending[key] = _Pending(table, key_fields, dict(fields))
@@ -386,7 +407,9 @@ class Writer:
                 # Requests evenly spaced within the budget, not in bursts: a change waits at most about one
                 # spacing (0.2 s at 5/s) to be sent, instead of up to a second after a burst.
                 now = time.monotonic()
-                wait = max(self._retry_at, self._last_sent + self._spacing) - now
+                # Evenly spaced, also a full batch: sent early, it would take a slot the next request then
+                # waits for (at a job's start, that left a gap of half a second).
+                wait = max(self._retry_at, self._paced()) - now
                 slot = None
                 if wait <= 0:
                     got = self._throttle.reserve()
@@ -410,6 +433,14 @@ class Writer:
         finally:
             self._alive = False
             self._notify()
+
+    def _paced(self) -> float:
+        """When the next request keeps requests evenly spaced: by the budget's schedule, which counts this
+        process's other requests to the base too (a job's schema check, its run-ID lookup), else after our last."""
+        next_even = getattr(self._throttle, "next_even", None)
+        if callable(next_even):
+            return float(next_even())
+        return self._last_sent + self._spacing
 
     def _notify(self) -> None:
         with self._progress:
@@ -506,7 +537,20 @@ class Writer:
             return any(since <= patience for since in self._unsaved.values())
 
     def _pick(self) -> tuple[list[_Entry], bool]:
-        """The next batch: a split-off part of a refused batch first, else up to 10 oldest of one table."""
+        """The next batch: a split-off part of a refused batch first, else up to 10 records of one table.
+
+        The pick policy (what reaches Airtable first when the budget allows
+        only one request a quarter second): an update of a run still open that
+        waited ``OPEN_RUN_PATIENCE``; else the records of runs that opened or
+        ended since their last delivery, in the order they did (so a job's end,
+        with its roll-ups, never reaches Airtable before the client runs it
+        counts); else the oldest record. The batch is that record's table: its
+        opened and ended records in that order, then its other sendable
+        records riding along. So a finished client run is not held up by its
+        job's roll-up update (a record of another table, so a request of its
+        own), which goes when no run opened or ended, or after at most
+        ``OPEN_RUN_PATIENCE``.
+        """
         with self._state:
             while self._forced:
                 keys = self._forced.popleft()
@@ -515,25 +559,73 @@ class Writer:
                     return entries, True
             if not self._outbox:
                 return [], False
-            # Write-ahead: a record goes out once the journal has it (or the journal is stuck).
-            unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
-            group: tuple[str, tuple[str, ...]] | None = None
-            batch: list[_Entry] = []
-            for key, entry in self._outbox.items():
-                since = unsaved.get(key)
-                if since is not None and since > patience:
-                    continue
-                if group is None:
-                    group = (entry.row.table, entry.row.key_fields)
-                if (entry.row.table, entry.row.key_fields) == group:
-                    batch.append(entry)
-                    if len(batch) == MAX_RECORDS_PER_REQUEST:
-                        break
-            return batch, False
+            with self._lock:
+                return self._choose(), False
+
+    def _choose(self) -> list[_Entry]:
+        """The batch of :meth:`_pick` when no split-off part waits (call with ``_state`` and ``_lock`` held)."""
+        # The opened and ended runs, in the order they opened or ended (read under _lock, as submit changes
+        # them; no copy, so a pick stays cheap with a large backlog).
+        urgent = waiting = self._urgent
+        unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
+        overdue = time.monotonic() - OPEN_RUN_PATIENCE
+
+        def journaled(key: tuple[str, str]) -> bool:
+            since = unsaved.get(key)
+            return since is None or since <= patience
+
+        # First an update of a run still open that waited too long (looked for among the oldest records
+        # only), then the opened and ended runs in the order
+        # they opened or ended (a job's end after the client runs it counts, which ended before it), else
+        # the oldest record.
+        first: _Entry | None = None
+        for key, entry in itertools.islice(self._outbox.items(), OVERDUE_LOOKAHEAD):
+            if key not in waiting and journaled(key):
+                first = entry if entry.since <= overdue else None
+                break
+        if first is None:
+            first = next((e for k in urgent if (e := self._outbox.get(k)) is not None and journaled(k)), None)
+        if first is None:
+            first = next((e for _, e in self._journaled()), None)
+        if first is None:
+            return []
+        group = (first.row.table, first.row.key_fields)
+        batch = [first]
+        for key in urgent:
+            if len(batch) == MAX_RECORDS_PER_REQUEST:
+                break
+            ended = self._outbox.get(key)
+            if (
+                ended is not None
+                and ended is not first
+                and (ended.row.table, ended.row.key_fields) == group
+                and journaled(key)
+            ):
+                batch.append(ended)
+        # The table's other records ride along.
+        for key, entry in self._journaled():
+            if len(batch) == MAX_RECORDS_PER_REQUEST:
+                break
+            if key not in waiting and entry is not first and (entry.row.table, entry.row.key_fields) == group:
+                batch.append(entry)
+        return batch
+
+    def _journaled(self) -> Iterator[tuple[tuple[str, str], _Entry]]:
+        """Outbox records that may go out now, oldest first (call with ``_state`` held).
+
+        Write-ahead: a record goes out once the journal has it (or the journal is stuck).
+        """
+        unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
+        for key, entry in self._outbox.items():
+            since = unsaved.get(key)
+            if since is None or since <= patience:
+                yield key, entry
 
     def _send(self, batch: list[_Entry], forced: bool) -> None:
         with self._state:
             sent = [(entry, entry.version, dict(entry.row.fields)) for entry in batch]
+            with self._lock:
+                urgent = {k: n for e in batch if (n := self._urgent.get(k := (e.row.table, e.row.record_key)))}
         unsendable = [(entry, fields, bad) for entry, _, fields in sent if (bad := unsendable_fields(fields))]
         if unsendable:
             # No request could ever carry these (NaN from a journal row, ...): set them aside; the rest of
@@ -563,11 +655,17 @@ class Writer:
             return
         self._failures = 0
         with self._state:
+            now = time.monotonic()
             for entry, version, _ in sent:
                 key = (entry.row.table, entry.row.record_key)
                 if self._outbox.get(key) is entry and entry.version == version:
                     del self._outbox[key]
                     self._unsaved.pop(key, None)
+                else:
+                    entry.since = now  # changed meanwhile: the newer change waits from now
+                with self._lock:
+                    if key in urgent and self._urgent.get(key) == urgent[key]:
+                        del self._urgent[key]  # delivered, and its run did not open or end again meanwhile
                 # Forgotten in the journal by the journal thread (never on this one: no waiting on SQLite here).
                 self._delivered.append((entry.row.table, entry.row.record_key, version))
             if self._spooler is None:
@@ -672,6 +770,8 @@ class Writer:
                 if self._outbox.get(key) is entry:
                     del self._outbox[key]
                     self._unsaved.pop(key, None)
+                    with self._lock:
+                        self._urgent.pop(key, None)
                 self._guard(self.journal.set_aside, self.base_id, self.owner, row, error, entry.version, True)
                 what = "the record"
         logger.error(
