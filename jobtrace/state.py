@@ -1,4 +1,4 @@
-"""Where jobtrace keeps its local state on a host: the journal, run-ID claims, the request budget.
+"""Where jobtrace keeps its local state on a host: the journal, run-ID claims, the request budget, passed schema checks.
 
 ``$JOBTRACE_STATE_DIR``; else the directory of ``$JOBTRACE_JOURNAL``; else
 ``$XDG_STATE_HOME/jobtrace`` (``~/.local/state/jobtrace``). Every jobtrace

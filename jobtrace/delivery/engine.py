@@ -601,51 +601,56 @@ class DeliveryEngine:
             if not self._outbox:
                 return [], False
             with self._lock:
-                urgent = list(self._urgent)  # in the order the runs opened or ended
-            waiting = set(urgent)
-            unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
-            overdue = time.monotonic() - OPEN_RUN_PATIENCE
-            limit = max(1, self.transport.max_batch)
+                return self._choose(), False
 
-            def journaled(key: tuple[str, str]) -> bool:
-                since = unsaved.get(key)
-                return since is None or since <= patience
+    def _choose(self) -> list[_Entry]:
+        """The batch of :meth:`_pick` when no split-off part waits (call with ``_state`` and ``_lock`` held)."""
+        # The opened and ended runs, in the order they opened or ended (read under _lock, as submit changes
+        # them; no copy, so a pick stays cheap with a large backlog).
+        urgent = waiting = self._urgent
+        unsaved, patience = self._unsaved, time.monotonic() - JOURNAL_PATIENCE
+        overdue = time.monotonic() - OPEN_RUN_PATIENCE
+        limit = max(1, self.transport.max_batch)
 
-            # First an update of a run still open that waited too long (looked for among the oldest records
-            # only: the pick stays cheap with a large backlog), then the opened and ended runs in the order
-            # they opened or ended (a job's end after the client runs it counts, which ended before it), else
-            # the oldest record.
-            first: _Entry | None = None
-            for key, entry in itertools.islice(self._outbox.items(), OVERDUE_LOOKAHEAD):
-                if key not in waiting and journaled(key):
-                    first = entry if entry.since <= overdue else None
-                    break
-            if first is None:
-                first = next((e for k in urgent if (e := self._outbox.get(k)) is not None and journaled(k)), None)
-            if first is None:
-                first = next((e for _, e in self._journaled()), None)
-            if first is None:
-                return [], False
-            group = (first.row.table, first.row.key_fields)
-            batch = [first]
-            for key in urgent:
-                if len(batch) == limit:
-                    break
-                ended = self._outbox.get(key)
-                if (
-                    ended is not None
-                    and ended is not first
-                    and (ended.row.table, ended.row.key_fields) == group
-                    and journaled(key)
-                ):
-                    batch.append(ended)
-            # The table's other records ride along.
-            for key, entry in self._journaled():
-                if len(batch) == limit:
-                    break
-                if key not in waiting and entry is not first and (entry.row.table, entry.row.key_fields) == group:
-                    batch.append(entry)
-            return batch, False
+        def journaled(key: tuple[str, str]) -> bool:
+            since = unsaved.get(key)
+            return since is None or since <= patience
+
+        # First an update of a run still open that waited too long (looked for among the oldest records
+        # only: the pick stays cheap with a large backlog), then the opened and ended runs in the order
+        # they opened or ended (a job's end after the client runs it counts, which ended before it), else
+        # the oldest record.
+        first: _Entry | None = None
+        for key, entry in itertools.islice(self._outbox.items(), OVERDUE_LOOKAHEAD):
+            if key not in waiting and journaled(key):
+                first = entry if entry.since <= overdue else None
+                break
+        if first is None:
+            first = next((e for k in urgent if (e := self._outbox.get(k)) is not None and journaled(k)), None)
+        if first is None:
+            first = next((e for _, e in self._journaled()), None)
+        if first is None:
+            return []
+        group = (first.row.table, first.row.key_fields)
+        batch = [first]
+        for key in urgent:
+            if len(batch) == limit:
+                break
+            ended = self._outbox.get(key)
+            if (
+                ended is not None
+                and ended is not first
+                and (ended.row.table, ended.row.key_fields) == group
+                and journaled(key)
+            ):
+                batch.append(ended)
+        # The table's other records ride along.
+        for key, entry in self._journaled():
+            if len(batch) == limit:
+                break
+            if key not in waiting and entry is not first and (entry.row.table, entry.row.key_fields) == group:
+                batch.append(entry)
+        return batch
 
     def _journaled(self) -> Iterator[tuple[tuple[str, str], _Entry]]:
         """Outbox records that may go out now, oldest first (call with ``_state`` held).

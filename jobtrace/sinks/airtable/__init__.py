@@ -42,8 +42,9 @@ from ...redaction import redact
 from ...schema import Schema, TableSchema
 from ...statuses import Status
 from ..base import Sink
+from . import checked
 from .budget import DEFAULT_APPLICATION_HEADROOM, Budget, budget_for, budgeted_api
-from .check import TRACKER_STATUSES, Problem, base_metadata, check_base
+from .check import TRACKER_STATUSES, Problem, base_metadata, check_base, check_metadata
 from .credentials import check_endpoint_url, clean_api_key
 from .reads import DEFAULT_TIMEOUT, BaseReader
 from .redis_link import RedisLink, RedisUnavailable, redis_link
@@ -111,7 +112,8 @@ class AirtableSink(Sink):
         endpoint_url: another API endpoint (e.g. the local emulator).
         journal_path: the SQLite journal of undelivered changes; default
             ``$JOBTRACE_JOURNAL`` or ``$XDG_STATE_HOME/jobtrace/journal.sqlite3``.
-        check_schema: check the base's schema at ``start()`` (metadata API).
+        check_schema: check the base's schema at ``start()`` (metadata API; a check of this base with this
+            token that passed on this host within the hour is not repeated, see :mod:`.checked`).
         requests_per_second: the base's whole request budget (Airtable allows 5), shared by every
             jobtrace process of this host, and of every host sharing ``redis_url``.
         application_headroom: requests per second of that budget jobtrace leaves to the
@@ -240,12 +242,23 @@ class AirtableSink(Sink):
         schema = self._schema_override or schema
         seen: dict[str, Any] = {}
         if self._check:
-            slot = self._throttle.acquire(timeout=self._penalty + 5.0)
-            try:
-                problems = check_base(self._read_api, self._base_id, schema, seen=seen)
-            finally:
-                if slot is not None:
-                    self._throttle.done(slot)
+            # A check of this base that passed lately on this host is not repeated (no request at the job's
+            # start, when the budget is needed most; see .checked); one that would fail is, against the base.
+            problems = []
+            remembered = checked.remembered(self._endpoint, self._base_id, self._read_api.api_key)
+            if remembered is not None:
+                problems = check_metadata(remembered, self._base_id, schema)
+                seen.update(remembered)
+            if remembered is None or any(p.severity == "error" for p in problems):
+                seen.clear()
+                slot = self._throttle.acquire(timeout=self._penalty + 5.0)
+                try:
+                    problems = check_base(self._read_api, self._base_id, schema, seen=seen)
+                finally:
+                    if slot is not None:
+                        self._throttle.done(slot)
+                if seen and not any(p.severity == "error" for p in problems):
+                    checked.remember(self._endpoint, self._base_id, self._read_api.api_key, seen)
             self._problems = problems
             for problem in problems:
                 if problem.severity == "warning":
@@ -374,6 +387,9 @@ class AirtableSink(Sink):
             return
         self._stopped.set()
         engine.close(timeout)
+        if engine.stats.set_aside:
+            # Airtable refused something: the base may have changed since its check; the next start checks it.
+            checked.forget(self._endpoint, self._base_id, self._read_api.api_key)
 
     def read(self, kind: str, run_id: str, client_id: str | None) -> Mapping[str, Any] | None:
         """The record as Airtable has it, with every change not yet delivered merged on top.

@@ -510,10 +510,10 @@ class Budget:
     def next_even(self) -> float:
         """When (``time.monotonic()``) jobtrace's next request keeps its requests through this object evenly spaced.
 
-        A virtual schedule: every slot jobtrace takes here (the writer's, a
+        A virtual schedule: every slot jobtrace takes here (the delivery engine's, a
         sink's schema check, run-ID lookup or read) moves it on by
         :attr:`spacing` from then, or from where it was if that is later. A
-        sender that waits for it (the writer does) spreads its requests out
+        sender that waits for it (the delivery engine does) spreads its requests out
         after a burst (a job's start: the schema check and the run-ID lookup),
         instead of taking the rest of the share at once and leaving every slot
         to free up together a second later. In this process only: other

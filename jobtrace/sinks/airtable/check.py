@@ -18,7 +18,7 @@ from ...schema import COMPUTED_TYPES, DATETIME_TYPES, NUMBER_TYPES, TEXT_TYPES, 
 from ...statuses import Status
 from .reads import BaseReader, base_metadata
 
-__all__ = ["TRACKER_STATUSES", "Problem", "base_metadata", "check_base"]
+__all__ = ["TRACKER_STATUSES", "Problem", "base_metadata", "check_base", "check_metadata"]
 
 #: The statuses jobtrace itself writes; the base's ``Status`` field must offer each.
 TRACKER_STATUSES = (
@@ -81,6 +81,11 @@ def check_base(
         return [_unreachable(base_id, exc.reason)]
     if seen is not None:  # the metadata read, for a caller that wants it too (no second request)
         seen.update(meta)
+    return check_metadata(meta, base_id, schema)
+
+
+def check_metadata(meta: dict[str, Any], base_id: str, schema: Schema) -> list[Problem]:
+    """Compare the base's metadata (as :func:`base_metadata` returns it) with ``schema``; no request."""
     tables = {t["name"]: t for t in meta.get("tables", [])}
     by_id = {t.get("id"): t for t in meta.get("tables", [])}
     problems: list[Problem] = []
