@@ -188,19 +188,10 @@ def _handed_client(job: JobScope | None, run_id: str) -> str | None:
     return parent.client_id if parent is not None and parent.run_id == run_id else None
 
 
-class _Shared:
-    """A client run entered more than once at the same time (two tasks given the same client)."""
-
-    __slots__ = ("entries", "exc", "run")
-
-    def __init__(self) -> None:
-        self.run: ClientRun | None = None
-        self.entries = 1
-        self.exc: BaseException | None = None
-
-
 # state.live_clients: (run ID, client ID) -> the client run live in this process, so
 # that a second client_run() of the same client joins it (one record, exact counters).
+# No process-wide lock: dict.setdefault() decides which entry starts the run, the run's
+# own lock counts the entries (ClientRun.join/leave), and the last to leave drops it.
 
 
 def _shared_client_run(
@@ -208,61 +199,34 @@ def _shared_client_run(
 ) -> ClientRun:
     """The client run for ``client_id`` in ``run_id``: the live one if some other task or thread is in it."""
     key = (run_id, client_id)
-    with state.clients_lock:
-        shared: _Shared | None = state.live_clients.get(key)
-        starter = shared is None
-        if shared is None:
-            shared = state.live_clients[key] = _Shared()
-        else:
-            shared.entries += 1
-            run = shared.run
-            if run is not None:
+    live = state.live_clients
+    while True:
+        found = live.get(key)
+        if found is None:
+            claim = object()  # "being started": holds the place while the run starts
+            found = live.setdefault(key, claim)
+            if found is claim:
+                try:
+                    # Outside any lock: starting may read the record back (a resumed job).
+                    run = ClientRun(config.schema, run_id, client_id, name, job_run)
+                except BaseException:
+                    if live.get(key) is claim:
+                        del live[key]
+                    raise
+                live[key] = run
                 return run
-    if starter:
-        try:
-            # Outside the lock: starting may read the record back (a resumed job).
-            shared.run = ClientRun(config.schema, run_id, client_id, name, job_run)
-        except BaseException:
-            with state.clients_lock:
-                if state.live_clients.get(key) is shared:
-                    del state.live_clients[key]
-            raise
-        return shared.run
-    # Another thread is starting it right now (asyncio tasks never get here: starting does not await).
-    assert shared is not None  # set above, under the lock
-    entry: _Shared = shared
-    while entry.run is None:
-        if state.live_clients.get(key) is not entry:  # its start failed: start afresh
-            with state.clients_lock:
-                entry.entries -= 1
-            return _shared_client_run(config, run_id, client_id, name, job_run)
+        if type(found) is ClientRun and found.join():
+            return found
+        # Another thread is starting it, or ending it, right now (asyncio tasks never get
+        # here: neither starting nor ending awaits). Look again in a moment.
         time.sleep(0.001)
-    return entry.run
-
-
-def _finish_client(run: ClientRun, exc: BaseException | None) -> None:
-    """Leave a client run; the last of its concurrent entries completes it (Failed if any of them raised)."""
-    key = (run.run_id, run.client_id)
-    with state.clients_lock:
-        shared: _Shared | None = state.live_clients.get(key)
-        if shared is None or shared.run is not run:
-            run.finish(exc)
-            return
-        shared.entries -= 1
-        if exc is not None and shared.exc is None:
-            shared.exc = exc
-        if shared.entries > 0:
-            return
-        del state.live_clients[key]
-        # Under the lock, so a new entry cannot start a second run before this one is rolled up.
-        run.finish(shared.exc)
 
 
 def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
     try:
         if scope.owner:
             try:
-                _finish_client(scope.run, exc)
+                scope.run.leave(exc, state.live_clients)
             finally:
                 if scope.run.ended:
                     lifecycle.closed(scope.run)

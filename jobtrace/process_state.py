@@ -51,7 +51,7 @@ class State:
         """Job runs live in this process by run ID: ``tracked_job(run_id=X)`` and ``client_run(run_id=X)`` join them."""
 
         self.clients_lock = threading.Lock()
-        """Guards ``live_clients``."""
+        """Taken to clear ``live_clients`` (entering and leaving client runs need no process-wide lock)."""
         self.live_clients: dict[tuple[str, str], Any] = {}
         """Client runs live in this process by ``(run_id, client_id)`` (``instrument``'s shared entries):
         a second ``client_run()`` of the same client joins the live one."""

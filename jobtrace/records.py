@@ -643,7 +643,7 @@ class JoinedJobRun(JobRun):
 class ClientRun(_Run):
     """The state of one client's run within a job (one ``Client Run Results`` record)."""
 
-    __slots__ = ("client_id", "job", "name")
+    __slots__ = ("_entries", "_first_exc", "client_id", "job", "name")
     kind = CLIENT
 
     def __init__(
@@ -669,6 +669,8 @@ class ClientRun(_Run):
         self._explicit_status = None
         self._ended = False
         self._fields = {}
+        self._entries = 1  # client_run() blocks in it at once (join/leave)
+        self._first_exc: BaseException | None = None
         self.client_id = client_id
         self.name = name
         self.job = job
@@ -732,25 +734,61 @@ class ClientRun(_Run):
 
     def finish(self, exc: BaseException | None) -> None:
         """End the client run and count it into its job's roll-ups."""
-        table = self._table
         with self._lock:
-            if self._ended:
-                return
-            self._ended = True
-            job = self.job
-            if exc is None and self._explicit_status is None and job is not None:
-                status = Status.COMPLETED
-                fields: dict[str, Any] = {table.names.status: job.client_completed}
-            else:
-                fields = self._final_fields(exc, Status.COMPLETED)
-                status = fields[table.names.status]
-            _submit((self, END, fields, _time(), table.names.end_time))
-            if job is not None:
-                values = tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
+            rollup = self._end(exc)
+        if rollup is not None:
+            self.job.rollup_values(self.client_id, *rollup)  # type: ignore[union-attr]
+
+    def join(self) -> bool:
+        """Enter this run once more (a second ``client_run()`` of a client live here); False once it is ending."""
+        with self._lock:
+            if self._entries == 0:
+                return False
+            self._entries += 1
+            return True
+
+    def leave(self, exc: BaseException | None, live: dict[Any, Any]) -> None:
+        """Leave one entry; the last one ends the run (Failed if any entry raised) and drops it from ``live``.
+
+        All under the run's lock, the roll-up included: an entry that comes in
+        meanwhile finds the run ending (:meth:`join` says False) and waits for a
+        run of its own until this one is counted into the job, so that it
+        continues from this run's counters and the job counts the client once.
+        """
+        with self._lock:
+            try:
+                self._entries -= 1
+                if exc is not None and self._first_exc is None:
+                    self._first_exc = exc
+                if self._entries > 0:
+                    return
+                rollup = self._end(self._first_exc)
+                if rollup is not None:
+                    self.job.rollup_values(self.client_id, *rollup)  # type: ignore[union-attr]
+            finally:
+                if self._entries <= 0:
+                    key = (self.run_id, self.client_id)
+                    if live.get(key) is self:
+                        del live[key]
+
+    def _end(self, exc: BaseException | None) -> tuple[bool, tuple[float, ...]] | None:
+        """Submit the end (lock held); what to count into the job's roll-ups (failed, values), if anything."""
+        if self._ended:
+            return None
+        self._ended = True
+        table = self._table
+        job = self.job
+        if exc is None and self._explicit_status is None and job is not None:
+            _submit((self, END, {table.names.status: job.client_completed}, _time(), table.names.end_time))
+            return False, tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
+        fields = self._final_fields(exc, Status.COMPLETED)
+        status = fields[table.names.status]
+        _submit((self, END, fields, _time(), table.names.end_time))
         # A client run the stopping process interrupted did not fail, nor finish: it is not counted
         # (a resumed run redoes it, see job.remaining()).
-        if job is not None and not (status == Status.INTERRUPTED and lifecycle.stopping()):
-            job.rollup_values(self.client_id, status in FAILED_STATUSES, values)
+        if job is None or (status == Status.INTERRUPTED and lifecycle.stopping()):
+            return None
+        return status in FAILED_STATUSES, tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
 
     def __repr__(self) -> str:
         return f"<ClientRun {self.run_id}-{self.client_id}{' ended' if self._ended else ''}>"
