@@ -168,8 +168,8 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         run = ClientRun(config.schema, run_id, client_id, name, None, attach=record or {})
         scope = ClientScope(run, owner=False)
     else:
+        # Open until its last entry leaves: state.live_clients holds it (the exit path ends what is there).
         scope = ClientScope(_shared_client_run(config, run_id, client_id, name, job_run), owner=True)
-        lifecycle.opened(scope.run)
     scope.token = client_scope.set(scope)
     if config.bind_structlog:
         if job is not None and job.structlog_tokens is not None and job.run.run_id == run_id:
@@ -225,11 +225,7 @@ def _shared_client_run(
 def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
     try:
         if scope.owner:
-            try:
-                scope.run.leave(exc, state.live_clients)
-            finally:
-                if scope.run.ended:
-                    lifecycle.closed(scope.run)
+            scope.run.leave(exc, state.live_clients)
     finally:
         if scope.structlog_tokens is not None:
             _unbind(scope.structlog_tokens)
