@@ -18,6 +18,7 @@ import math
 import operator
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -352,8 +353,10 @@ class JobRun(_Run):
         "_last_client",
         "_last_rollup",
         "_own_progress",
+        "_pending",
         "_rollup_names",
         "_rollup_zeros",
+        "_seen",
         "_sums",
         "client_completed",
         "client_running",
@@ -382,6 +385,10 @@ class JobRun(_Run):
         """The client table's spelling of ``Running``."""
         # client_id -> (failed, counter values in _rollup_names order)
         self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
+        # Client runs ended and not counted in yet (rollup_values() appends, _fold() counts them in).
+        self._pending: deque[tuple[str, bool, tuple[float, ...]]] = deque()
+        # Every client counted in or pending: whether a client run continues an earlier one of this job.
+        self._seen: set[str] = set()
         # Integers while the counters are: exact sums, and no int-to-float overflow in the roll-ups.
         self._sums: list[float] = [0] * len(self._rollup_names)
         self._last_client: str | None = None
@@ -444,6 +451,7 @@ class JobRun(_Run):
         super().update(**fields)
 
     def _progress_text(self) -> str:
+        self._fold()
         names = self._table.names
         done = len(self._contributions) + int(self._counters.get(names.clients_processed or "", 0))
         failed = self._failed + int(self._counters.get(names.clients_failed or "", 0))
@@ -452,7 +460,11 @@ class JobRun(_Run):
 
     def client_state(self, client_id: str) -> tuple[float, ...] | None:
         """The counters a client run of this job ended with last time (to continue them)."""
-        found = self._contributions.get(client_id)
+        if client_id not in self._seen:
+            return None
+        with self._lock:
+            self._fold()
+            found = self._contributions.get(client_id)
         return found[1] if found is not None else None
 
     def adopt(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
@@ -465,8 +477,10 @@ class JobRun(_Run):
         values = tuple(counters.get(name, 0) for name in self._rollup_names)
         names = self._table.names
         with self._lock:
+            self._fold()
             if client_id in self._contributions:
                 return
+            self._seen.add(client_id)
             self._contributions[client_id] = (failed, values)
             if failed:
                 self._failed += 1
@@ -483,29 +497,57 @@ class JobRun(_Run):
         self.rollup_values(client_id, failed, tuple([counters.get(name, 0) for name in self._rollup_names]))
 
     def rollup_values(self, client_id: str, failed: bool, values: tuple[float, ...]) -> None:
-        """:meth:`rollup` with the counters already in :attr:`rollup_names` order."""
-        with self._lock:
-            contributions = self._contributions
+        """:meth:`rollup` with the counters already in :attr:`rollup_names` order.
+
+        Takes no lock: the client's share is queued, and counted in (under the
+        job's lock, in the order the client runs ended) by whatever reads the
+        roll-ups next: the throttled update below, the job's next change, the
+        refresher's tick, ``flush()`` or the end of the job.
+        """
+        self._pending.append((client_id, failed, values))
+        self._seen.add(client_id)
+        # After the append: whoever clears _dirty does so before folding (so before
+        # taking what is pending), so seeing it set means this share will be counted in.
+        if self._dirty:
+            return  # the refresher's next tick sends it (or the job's next change, flush, the end)
+        # At most one roll-up update a second; what is held back goes out with the
+        # refresher's next tick (so a busy job's thread never counts its clients in itself),
+        # with the job's next change, at flush or at the end.
+        now = _monotonic()
+        if now - self._last_rollup >= ROLLUP_INTERVAL:
+            with self._lock:
+                if now - self._last_rollup >= ROLLUP_INTERVAL:
+                    self._last_rollup = now
+                    self._dirty = False
+                    _Run._emit(self, UPDATE, self._rollup_fields())  # JobRun._emit would only re-check _dirty
+                    return
+        self._dirty = True
+        _refresher.schedule(self)
+
+    def _fold(self) -> None:
+        """Count the pending client runs into the roll-ups, in the order they ended (lock held)."""
+        pending = self._pending
+        if not pending:
+            return
+        contributions = self._contributions
+        popleft = pending.popleft
+        sums = self._sums
+        failures = self._failed
+        client_id = None
+        while pending:
+            client_id, failed, values = popleft()
             previous = contributions.get(client_id)
             contributions[client_id] = (failed, values)
             if previous is not None:
                 if previous[0]:
-                    self._failed -= 1
-                self._sums = list(map(_sub, self._sums, previous[1]))
+                    failures -= 1
+                sums = list(map(_sub, sums, previous[1]))
             if failed:
-                self._failed += 1
-            self._sums = list(map(_add, self._sums, values))
-            self._last_client = client_id
-            now = _monotonic()
-            # At most one roll-up update a second; what is held back goes out with the
-            # job's next change, with the refresher's next tick, at flush or at the end.
-            if now - self._last_rollup >= ROLLUP_INTERVAL:
-                self._last_rollup = now
-                self._dirty = False
-                _Run._emit(self, UPDATE, self._rollup_fields())  # JobRun._emit would only re-check _dirty
-            elif not self._dirty:
-                self._dirty = True
-                _refresher.schedule(self)
+                failures += 1
+            sums = list(map(_add, sums, values))
+        self._sums = sums
+        self._failed = failures
+        self._last_client = client_id
 
     def refresh_rollups(self) -> None:
         """Send the roll-ups held back by the throttle, if any (the refresher calls this)."""
@@ -516,6 +558,7 @@ class JobRun(_Run):
                 _Run._emit(self, UPDATE, self._rollup_fields())
 
     def _rollup_fields(self) -> dict[str, Any]:
+        self._fold()
         names = self._table.names
         counters = self._counters
         fields: dict[str, Any] = {}
@@ -541,6 +584,7 @@ class JobRun(_Run):
     def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:
         # The job's own value of a rolled-up counter is shown plus its clients' sum,
         # as _rollup_fields() does; else the field would drop back until the next roll-up.
+        self._fold()
         for name, total in zip(self._rollup_names, self._sums):
             value = delta.get(name)
             if value is not None:
@@ -559,6 +603,7 @@ class JobRun(_Run):
             if self._ended:
                 return
             self._ended = True
+            self._fold()
             failed = self._failed > 0
             # A resumed run's earlier clients count too (they live in the seeded counter).
             failed_name = self._table.names.clients_failed
@@ -587,6 +632,7 @@ class JobRun(_Run):
     def client_outcomes(self) -> dict[str, bool]:
         """Client runs this process counted into the job: client ID -> failed."""
         with self._lock:
+            self._fold()
             return {client: failed for client, (failed, _) in self._contributions.items()}
 
     def __repr__(self) -> str:
@@ -674,13 +720,7 @@ class ClientRun(_Run):
         self.client_id = client_id
         self.name = name
         self.job = job
-        if (
-            attach is None
-            and name is None
-            and job is not None
-            and not job.resumed
-            and client_id not in job._contributions
-        ):
+        if attach is None and name is None and job is not None and not job.resumed and client_id not in job._seen:
             # The common case, kept short: a new client run of a job this process runs.
             _submit((self, START, {names.status: job.client_running}, _time(), names.start_time))
             return
