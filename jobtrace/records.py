@@ -48,6 +48,7 @@ JOB_END_WAIT: Final = 5.0
 #: How often, at most, client completions refresh the job record's roll-ups.
 ROLLUP_INTERVAL: Final = 1.0
 _NO_KEY: Final[dict[str, Any]] = {}
+_MIN_NUMBER: Final = -MAX_NUMBER
 _time = time.time
 _monotonic = time.monotonic
 # Building a Change through tuple.__new__ skips NamedTuple's Python-level __new__: same object, one frame less.
@@ -159,34 +160,25 @@ class _Run:
         if not amounts:
             return
         lookup = self._table._counter_lookup
-        # Check every name and amount before touching a counter (the common case:
-        # names incr() knows, int or float amounts); anything else takes the slow path.
-        resolved: list[tuple[str, Any]] | None = None
-        for key, amount in amounts.items():
-            # The chained comparison also refuses NaN and infinities (values.check_number says why).
-            if (
-                key not in lookup
-                or (type(amount) is not int and type(amount) is not float)
-                or not -MAX_NUMBER <= amount <= MAX_NUMBER
-            ):
-                resolved = [(self._counter_name(k, a), a) for k, a in amounts.items()]
-                break
         with self._lock:
             counters = self._counters
+            # Totals gather in `delta` and reach the counters only once every name and
+            # amount passed: an error leaves every counter as it was.
             delta: dict[str, Any] = {}
-            if resolved is None:
-                for key, amount in amounts.items():
-                    name = lookup[key]
-                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
-                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
-                        check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
-                    delta[name] = total
-            else:
-                for name, amount in resolved:
-                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
-                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
-                        check_number(total, f"incr(): the total of {name!r}")
-                    delta[name] = total
+            for key, amount in amounts.items():
+                # The common case: a name incr() knows and an int or float amount (the chained
+                # comparison also refuses NaN and infinities, see values.check_number).
+                name = lookup.get(key)
+                if (
+                    name is None
+                    or (type(amount) is not int and type(amount) is not float)
+                    or not _MIN_NUMBER <= amount <= MAX_NUMBER
+                ):
+                    name = self._counter_name(key, amount)  # raises for anything but a number field and a number
+                total = (delta[name] if name in delta else counters.get(name, 0)) + amount
+                if not _MIN_NUMBER <= total <= MAX_NUMBER:
+                    check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
+                delta[name] = total
             counters.update(delta)
             if self.kind == CLIENT:
                 _submit((self, UPDATE, delta, _time(), None))
