@@ -54,11 +54,29 @@ def _bind(config: tracker.Config, **values: object) -> Mapping[str, Any]:
     return tokens
 
 
+# structlog.contextvars backs each key with one ContextVar for the life of the process
+# (bind_contextvars creates it on first use and returns the Token of setting it, whose
+# .var it is). So the client ID's is found once, through structlog's own bind, and then
+# set directly, as bind_contextvars would: (the structlog.contextvars module, that var).
+_client_id_var: tuple[Any, contextvars.ContextVar[Any]] | None = None
+
+
+def _bind_client_id(config: tracker.Config, client_id: str) -> Mapping[str, Any]:
+    global _client_id_var
+    cached = _client_id_var
+    if cached is not None and cached[0] is config.structlog_contextvars:
+        return {"client_id": cached[1].set(client_id)}
+    tokens = _bind(config, client_id=client_id)
+    _client_id_var = (config.structlog_contextvars, tokens["client_id"].var)
+    return tokens
+
+
 def _unbind(tokens: Mapping[str, Any]) -> None:
-    # The configuration may have changed during the run (binding turned off), but
-    # what was bound at entry must still be reset.
-    module = tracker.get_config().structlog_contextvars or tracker.load_structlog_contextvars()
-    module.reset_contextvars(**tokens)
+    # What structlog's reset_contextvars(**tokens) does: reset each key's var with its
+    # token. Needs no configuration (it may have changed during the run, binding turned
+    # off, but what was bound at entry must still be reset).
+    for token in tokens.values():
+        token.var.reset(token)
 
 
 def _enter_job(job_type: str, run_id: str | None) -> JobScope:
@@ -174,7 +192,7 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
     if config.bind_structlog:
         if job is not None and job.structlog_tokens is not None and job.run.run_id == run_id:
             # The job's entry bound this run_id already: only the client ID is new.
-            scope.structlog_tokens = config.structlog_contextvars.bind_contextvars(client_id=client_id)
+            scope.structlog_tokens = _bind_client_id(config, client_id)
         else:
             scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
     return scope
