@@ -54,11 +54,29 @@ def _bind(config: tracker.Config, **values: object) -> Mapping[str, Any]:
     return tokens
 
 
+# structlog.contextvars backs each key with one ContextVar for the life of the process
+# (bind_contextvars creates it on first use and returns the Token of setting it, whose
+# .var it is). So the client ID's is found once, through structlog's own bind, and then
+# set directly, as bind_contextvars would: (the structlog.contextvars module, that var).
+_client_id_var: tuple[Any, contextvars.ContextVar[Any]] | None = None
+
+
+def _bind_client_id(config: tracker.Config, client_id: str) -> Mapping[str, Any]:
+    global _client_id_var
+    cached = _client_id_var
+    if cached is not None and cached[0] is config.structlog_contextvars:
+        return {"client_id": cached[1].set(client_id)}
+    tokens = _bind(config, client_id=client_id)
+    _client_id_var = (config.structlog_contextvars, tokens["client_id"].var)
+    return tokens
+
+
 def _unbind(tokens: Mapping[str, Any]) -> None:
-    # The configuration may have changed during the run (binding turned off), but
-    # what was bound at entry must still be reset.
-    module = tracker.get_config().structlog_contextvars or tracker.load_structlog_contextvars()
-    module.reset_contextvars(**tokens)
+    # What structlog's reset_contextvars(**tokens) does: reset each key's var with its
+    # token. Needs no configuration (it may have changed during the run, binding turned
+    # off, but what was bound at entry must still be reset).
+    for token in tokens.values():
+        token.var.reset(token)
 
 
 def _enter_job(job_type: str, run_id: str | None) -> JobScope:
@@ -168,13 +186,13 @@ def _enter_client(client_id: str, name: str | None, run_id: str | None) -> Clien
         run = ClientRun(config.schema, run_id, client_id, name, None, attach=record or {})
         scope = ClientScope(run, owner=False)
     else:
+        # Open until its last entry leaves: state.live_clients holds it (the exit path ends what is there).
         scope = ClientScope(_shared_client_run(config, run_id, client_id, name, job_run), owner=True)
-        lifecycle.opened(scope.run)
     scope.token = client_scope.set(scope)
     if config.bind_structlog:
         if job is not None and job.structlog_tokens is not None and job.run.run_id == run_id:
             # The job's entry bound this run_id already: only the client ID is new.
-            scope.structlog_tokens = config.structlog_contextvars.bind_contextvars(client_id=client_id)
+            scope.structlog_tokens = _bind_client_id(config, client_id)
         else:
             scope.structlog_tokens = _bind(config, run_id=run_id, client_id=client_id)
     return scope
@@ -188,19 +206,10 @@ def _handed_client(job: JobScope | None, run_id: str) -> str | None:
     return parent.client_id if parent is not None and parent.run_id == run_id else None
 
 
-class _Shared:
-    """A client run entered more than once at the same time (two tasks given the same client)."""
-
-    __slots__ = ("entries", "exc", "run")
-
-    def __init__(self) -> None:
-        self.run: ClientRun | None = None
-        self.entries = 1
-        self.exc: BaseException | None = None
-
-
 # state.live_clients: (run ID, client ID) -> the client run live in this process, so
 # that a second client_run() of the same client joins it (one record, exact counters).
+# No process-wide lock: dict.setdefault() decides which entry starts the run, the run's
+# own lock counts the entries (ClientRun.join/leave), and the last to leave drops it.
 
 
 def _shared_client_run(
@@ -208,64 +217,33 @@ def _shared_client_run(
 ) -> ClientRun:
     """The client run for ``client_id`` in ``run_id``: the live one if some other task or thread is in it."""
     key = (run_id, client_id)
-    with state.clients_lock:
-        shared: _Shared | None = state.live_clients.get(key)
-        starter = shared is None
-        if shared is None:
-            shared = state.live_clients[key] = _Shared()
-        else:
-            shared.entries += 1
-            run = shared.run
-            if run is not None:
+    live = state.live_clients
+    while True:
+        found = live.get(key)
+        if found is None:
+            claim = object()  # "being started": holds the place while the run starts
+            found = live.setdefault(key, claim)
+            if found is claim:
+                try:
+                    # Outside any lock: starting may read the record back (a resumed job).
+                    run = ClientRun(config.schema, run_id, client_id, name, job_run)
+                except BaseException:
+                    if live.get(key) is claim:
+                        del live[key]
+                    raise
+                live[key] = run
                 return run
-    if starter:
-        try:
-            # Outside the lock: starting may read the record back (a resumed job).
-            shared.run = ClientRun(config.schema, run_id, client_id, name, job_run)
-        except BaseException:
-            with state.clients_lock:
-                if state.live_clients.get(key) is shared:
-                    del state.live_clients[key]
-            raise
-        return shared.run
-    # Another thread is starting it right now (asyncio tasks never get here: starting does not await).
-    assert shared is not None  # set above, under the lock
-    entry: _Shared = shared
-    while entry.run is None:
-        if state.live_clients.get(key) is not entry:  # its start failed: start afresh
-            with state.clients_lock:
-                entry.entries -= 1
-            return _shared_client_run(config, run_id, client_id, name, job_run)
+        if type(found) is ClientRun and found.join():
+            return found
+        # Another thread is starting it, or ending it, right now (asyncio tasks never get
+        # here: neither starting nor ending awaits). Look again in a moment.
         time.sleep(0.001)
-    return entry.run
-
-
-def _finish_client(run: ClientRun, exc: BaseException | None) -> None:
-    """Leave a client run; the last of its concurrent entries completes it (Failed if any of them raised)."""
-    key = (run.run_id, run.client_id)
-    with state.clients_lock:
-        shared: _Shared | None = state.live_clients.get(key)
-        if shared is None or shared.run is not run:
-            run.finish(exc)
-            return
-        shared.entries -= 1
-        if exc is not None and shared.exc is None:
-            shared.exc = exc
-        if shared.entries > 0:
-            return
-        del state.live_clients[key]
-        # Under the lock, so a new entry cannot start a second run before this one is rolled up.
-        run.finish(shared.exc)
 
 
 def _exit_client(scope: ClientScope, exc: BaseException | None) -> None:
     try:
         if scope.owner:
-            try:
-                _finish_client(scope.run, exc)
-            finally:
-                if scope.run.ended:
-                    lifecycle.closed(scope.run)
+            scope.run.leave(exc, state.live_clients)
     finally:
         if scope.structlog_tokens is not None:
             _unbind(scope.structlog_tokens)

@@ -33,6 +33,8 @@ import threading
 import time
 from typing import Any, Final, Protocol
 
+from .process_state import state
+
 __all__ = [
     "ProcessStopping",
     "closed",
@@ -69,7 +71,9 @@ class ProcessStopping(SystemExit):
         return f"received {self.signame}"
 
 
-# Runs this process started (tracked_job/client_run blocks) and has not ended; id -> run.
+# Job runs this process started (tracked_job blocks) and has not ended; id -> run. Its open
+# client runs are the ones in state.live_clients (client_run blocks not left yet): keeping
+# that registry already, a client run pays nothing more to be ended at exit.
 _open: dict[int, _Finishable] = {}
 _state = threading.Lock()
 _signal_received: int | None = None
@@ -83,7 +87,7 @@ _enabled = True
 
 
 def opened(run: _Finishable) -> None:
-    """A run started here (a ``tracked_job``/``client_run`` this process owns)."""
+    """A job run started here (a ``tracked_job`` this process owns; client runs are in ``state.live_clients``)."""
     _open[id(run)] = run
 
 
@@ -93,8 +97,13 @@ def closed(run: _Finishable) -> None:
 
 
 def open_runs() -> list[Any]:
-    """The runs this process has open (a snapshot)."""
-    return list(_open.values())
+    """The runs this process has open (a snapshot): its client runs first, then its job runs."""
+    clients = [
+        run
+        for run in list(state.live_clients.values())  # also holds placeholders of client runs being started
+        if getattr(run, "kind", None) == "client" and not run.ended
+    ]
+    return clients + list(_open.values())
 
 
 def stopping() -> str | None:
@@ -235,10 +244,8 @@ def _die(from_main_thread: bool) -> None:
 
 def end_open_runs(exc: BaseException | None = None) -> int:
     """End every run this process still has open as ``Interrupted``; clients first. Returns how many."""
-    runs = list(_open.values())
+    runs = open_runs()  # client runs first, so their job sees them end before it ends itself
     stop = exc if exc is not None else _exit_exception()
-    # Client runs first, so their job sees them end before it ends itself.
-    runs.sort(key=lambda r: 0 if getattr(r, "kind", "") == "client" else 1)
     for run in runs:
         try:
             run.finish(stop)

@@ -51,10 +51,10 @@ class State:
         """Job runs live in this process by run ID: ``tracked_job(run_id=X)`` and ``client_run(run_id=X)`` join them."""
 
         self.clients_lock = threading.Lock()
-        """Guards ``live_clients``."""
+        """Taken to clear ``live_clients`` (entering and leaving client runs need no process-wide lock)."""
         self.live_clients: dict[tuple[str, str], Any] = {}
-        """Client runs live in this process by ``(run_id, client_id)`` (``instrument``'s shared entries):
-        a second ``client_run()`` of the same client joins the live one."""
+        """Client runs live in this process by ``(run_id, client_id)`` (a placeholder while one starts):
+        a second ``client_run()`` of the same client joins the live one, and the exit path ends what is here."""
 
         self.explicit_lock = threading.RLock()
         """Guards the explicit API's find-or-create (one record per run, even for concurrent webhook calls)."""

@@ -18,6 +18,7 @@ import math
 import operator
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -47,6 +48,7 @@ JOB_END_WAIT: Final = 5.0
 #: How often, at most, client completions refresh the job record's roll-ups.
 ROLLUP_INTERVAL: Final = 1.0
 _NO_KEY: Final[dict[str, Any]] = {}
+_MIN_NUMBER: Final = -MAX_NUMBER
 _time = time.time
 _monotonic = time.monotonic
 # Building a Change through tuple.__new__ skips NamedTuple's Python-level __new__: same object, one frame less.
@@ -158,34 +160,25 @@ class _Run:
         if not amounts:
             return
         lookup = self._table._counter_lookup
-        # Check every name and amount before touching a counter (the common case:
-        # names incr() knows, int or float amounts); anything else takes the slow path.
-        resolved: list[tuple[str, Any]] | None = None
-        for key, amount in amounts.items():
-            # The chained comparison also refuses NaN and infinities (values.check_number says why).
-            if (
-                key not in lookup
-                or (type(amount) is not int and type(amount) is not float)
-                or not -MAX_NUMBER <= amount <= MAX_NUMBER
-            ):
-                resolved = [(self._counter_name(k, a), a) for k, a in amounts.items()]
-                break
         with self._lock:
             counters = self._counters
+            # Totals gather in `delta` and reach the counters only once every name and
+            # amount passed: an error leaves every counter as it was.
             delta: dict[str, Any] = {}
-            if resolved is None:
-                for key, amount in amounts.items():
-                    name = lookup[key]
-                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
-                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
-                        check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
-                    delta[name] = total
-            else:
-                for name, amount in resolved:
-                    total = (delta[name] if name in delta else counters.get(name, 0)) + amount
-                    if not -MAX_NUMBER <= total <= MAX_NUMBER:
-                        check_number(total, f"incr(): the total of {name!r}")
-                    delta[name] = total
+            for key, amount in amounts.items():
+                # The common case: a name incr() knows and an int or float amount (the chained
+                # comparison also refuses NaN and infinities, see values.check_number).
+                name = lookup.get(key)
+                if (
+                    name is None
+                    or (type(amount) is not int and type(amount) is not float)
+                    or not _MIN_NUMBER <= amount <= MAX_NUMBER
+                ):
+                    name = self._counter_name(key, amount)  # raises for anything but a number field and a number
+                total = (delta[name] if name in delta else counters.get(name, 0)) + amount
+                if not _MIN_NUMBER <= total <= MAX_NUMBER:
+                    check_number(total, f"incr(): the total of {name!r}")  # raises; nothing changed yet
+                delta[name] = total
             counters.update(delta)
             if self.kind == CLIENT:
                 _submit((self, UPDATE, delta, _time(), None))
@@ -352,8 +345,10 @@ class JobRun(_Run):
         "_last_client",
         "_last_rollup",
         "_own_progress",
+        "_pending",
         "_rollup_names",
         "_rollup_zeros",
+        "_seen",
         "_sums",
         "client_completed",
         "client_running",
@@ -382,6 +377,10 @@ class JobRun(_Run):
         """The client table's spelling of ``Running``."""
         # client_id -> (failed, counter values in _rollup_names order)
         self._contributions: dict[str, tuple[bool, tuple[float, ...]]] = {}
+        # Client runs ended and not counted in yet (rollup_values() appends, _fold() counts them in).
+        self._pending: deque[tuple[str, bool, tuple[float, ...]]] = deque()
+        # Every client counted in or pending: whether a client run continues an earlier one of this job.
+        self._seen: set[str] = set()
         # Integers while the counters are: exact sums, and no int-to-float overflow in the roll-ups.
         self._sums: list[float] = [0] * len(self._rollup_names)
         self._last_client: str | None = None
@@ -444,6 +443,7 @@ class JobRun(_Run):
         super().update(**fields)
 
     def _progress_text(self) -> str:
+        self._fold()
         names = self._table.names
         done = len(self._contributions) + int(self._counters.get(names.clients_processed or "", 0))
         failed = self._failed + int(self._counters.get(names.clients_failed or "", 0))
@@ -452,7 +452,11 @@ class JobRun(_Run):
 
     def client_state(self, client_id: str) -> tuple[float, ...] | None:
         """The counters a client run of this job ended with last time (to continue them)."""
-        found = self._contributions.get(client_id)
+        if client_id not in self._seen:
+            return None
+        with self._lock:
+            self._fold()
+            found = self._contributions.get(client_id)
         return found[1] if found is not None else None
 
     def adopt(self, client_id: str, failed: bool, counters: Mapping[str, float]) -> None:
@@ -465,8 +469,10 @@ class JobRun(_Run):
         values = tuple(counters.get(name, 0) for name in self._rollup_names)
         names = self._table.names
         with self._lock:
+            self._fold()
             if client_id in self._contributions:
                 return
+            self._seen.add(client_id)
             self._contributions[client_id] = (failed, values)
             if failed:
                 self._failed += 1
@@ -483,29 +489,57 @@ class JobRun(_Run):
         self.rollup_values(client_id, failed, tuple([counters.get(name, 0) for name in self._rollup_names]))
 
     def rollup_values(self, client_id: str, failed: bool, values: tuple[float, ...]) -> None:
-        """:meth:`rollup` with the counters already in :attr:`rollup_names` order."""
-        with self._lock:
-            contributions = self._contributions
+        """:meth:`rollup` with the counters already in :attr:`rollup_names` order.
+
+        Takes no lock: the client's share is queued, and counted in (under the
+        job's lock, in the order the client runs ended) by whatever reads the
+        roll-ups next: the throttled update below, the job's next change, the
+        refresher's tick, ``flush()`` or the end of the job.
+        """
+        self._pending.append((client_id, failed, values))
+        self._seen.add(client_id)
+        # After the append: whoever clears _dirty does so before folding (so before
+        # taking what is pending), so seeing it set means this share will be counted in.
+        if self._dirty:
+            return  # the refresher's next tick sends it (or the job's next change, flush, the end)
+        # At most one roll-up update a second; what is held back goes out with the
+        # refresher's next tick (so a busy job's thread never counts its clients in itself),
+        # with the job's next change, at flush or at the end.
+        now = _monotonic()
+        if now - self._last_rollup >= ROLLUP_INTERVAL:
+            with self._lock:
+                if now - self._last_rollup >= ROLLUP_INTERVAL:
+                    self._last_rollup = now
+                    self._dirty = False
+                    _Run._emit(self, UPDATE, self._rollup_fields())  # JobRun._emit would only re-check _dirty
+                    return
+        self._dirty = True
+        _refresher.schedule(self)
+
+    def _fold(self) -> None:
+        """Count the pending client runs into the roll-ups, in the order they ended (lock held)."""
+        pending = self._pending
+        if not pending:
+            return
+        contributions = self._contributions
+        popleft = pending.popleft
+        sums = self._sums
+        failures = self._failed
+        client_id = None
+        while pending:
+            client_id, failed, values = popleft()
             previous = contributions.get(client_id)
             contributions[client_id] = (failed, values)
             if previous is not None:
                 if previous[0]:
-                    self._failed -= 1
-                self._sums = list(map(_sub, self._sums, previous[1]))
+                    failures -= 1
+                sums = list(map(_sub, sums, previous[1]))
             if failed:
-                self._failed += 1
-            self._sums = list(map(_add, self._sums, values))
-            self._last_client = client_id
-            now = _monotonic()
-            # At most one roll-up update a second; what is held back goes out with the
-            # job's next change, with the refresher's next tick, at flush or at the end.
-            if now - self._last_rollup >= ROLLUP_INTERVAL:
-                self._last_rollup = now
-                self._dirty = False
-                _Run._emit(self, UPDATE, self._rollup_fields())  # JobRun._emit would only re-check _dirty
-            elif not self._dirty:
-                self._dirty = True
-                _refresher.schedule(self)
+                failures += 1
+            sums = list(map(_add, sums, values))
+        self._sums = sums
+        self._failed = failures
+        self._last_client = client_id
 
     def refresh_rollups(self) -> None:
         """Send the roll-ups held back by the throttle, if any (the refresher calls this)."""
@@ -516,6 +550,7 @@ class JobRun(_Run):
                 _Run._emit(self, UPDATE, self._rollup_fields())
 
     def _rollup_fields(self) -> dict[str, Any]:
+        self._fold()
         names = self._table.names
         counters = self._counters
         fields: dict[str, Any] = {}
@@ -541,6 +576,7 @@ class JobRun(_Run):
     def _with_totals(self, delta: dict[str, Any]) -> dict[str, Any]:
         # The job's own value of a rolled-up counter is shown plus its clients' sum,
         # as _rollup_fields() does; else the field would drop back until the next roll-up.
+        self._fold()
         for name, total in zip(self._rollup_names, self._sums):
             value = delta.get(name)
             if value is not None:
@@ -559,6 +595,7 @@ class JobRun(_Run):
             if self._ended:
                 return
             self._ended = True
+            self._fold()
             failed = self._failed > 0
             # A resumed run's earlier clients count too (they live in the seeded counter).
             failed_name = self._table.names.clients_failed
@@ -587,6 +624,7 @@ class JobRun(_Run):
     def client_outcomes(self) -> dict[str, bool]:
         """Client runs this process counted into the job: client ID -> failed."""
         with self._lock:
+            self._fold()
             return {client: failed for client, (failed, _) in self._contributions.items()}
 
     def __repr__(self) -> str:
@@ -643,7 +681,7 @@ class JoinedJobRun(JobRun):
 class ClientRun(_Run):
     """The state of one client's run within a job (one ``Client Run Results`` record)."""
 
-    __slots__ = ("client_id", "job", "name")
+    __slots__ = ("_entries", "_first_exc", "client_id", "job", "name")
     kind = CLIENT
 
     def __init__(
@@ -669,16 +707,12 @@ class ClientRun(_Run):
         self._explicit_status = None
         self._ended = False
         self._fields = {}
+        self._entries = 1  # client_run() blocks in it at once (join/leave)
+        self._first_exc: BaseException | None = None
         self.client_id = client_id
         self.name = name
         self.job = job
-        if (
-            attach is None
-            and name is None
-            and job is not None
-            and not job.resumed
-            and client_id not in job._contributions
-        ):
+        if attach is None and name is None and job is not None and not job.resumed and client_id not in job._seen:
             # The common case, kept short: a new client run of a job this process runs.
             _submit((self, START, {names.status: job.client_running}, _time(), names.start_time))
             return
@@ -732,25 +766,61 @@ class ClientRun(_Run):
 
     def finish(self, exc: BaseException | None) -> None:
         """End the client run and count it into its job's roll-ups."""
-        table = self._table
         with self._lock:
-            if self._ended:
-                return
-            self._ended = True
-            job = self.job
-            if exc is None and self._explicit_status is None and job is not None:
-                status = Status.COMPLETED
-                fields: dict[str, Any] = {table.names.status: job.client_completed}
-            else:
-                fields = self._final_fields(exc, Status.COMPLETED)
-                status = fields[table.names.status]
-            _submit((self, END, fields, _time(), table.names.end_time))
-            if job is not None:
-                values = tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
+            rollup = self._end(exc)
+        if rollup is not None:
+            self.job.rollup_values(self.client_id, *rollup)  # type: ignore[union-attr]
+
+    def join(self) -> bool:
+        """Enter this run once more (a second ``client_run()`` of a client live here); False once it is ending."""
+        with self._lock:
+            if self._entries == 0:
+                return False
+            self._entries += 1
+            return True
+
+    def leave(self, exc: BaseException | None, live: dict[Any, Any]) -> None:
+        """Leave one entry; the last one ends the run (Failed if any entry raised) and drops it from ``live``.
+
+        All under the run's lock, the roll-up included: an entry that comes in
+        meanwhile finds the run ending (:meth:`join` says False) and waits for a
+        run of its own until this one is counted into the job, so that it
+        continues from this run's counters and the job counts the client once.
+        """
+        with self._lock:
+            try:
+                self._entries -= 1
+                if exc is not None and self._first_exc is None:
+                    self._first_exc = exc
+                if self._entries > 0:
+                    return
+                rollup = self._end(self._first_exc)
+                if rollup is not None:
+                    self.job.rollup_values(self.client_id, *rollup)  # type: ignore[union-attr]
+            finally:
+                if self._entries <= 0:
+                    key = (self.run_id, self.client_id)
+                    if live.get(key) is self:
+                        del live[key]
+
+    def _end(self, exc: BaseException | None) -> tuple[bool, tuple[float, ...]] | None:
+        """Submit the end (lock held); what to count into the job's roll-ups (failed, values), if anything."""
+        if self._ended:
+            return None
+        self._ended = True
+        table = self._table
+        job = self.job
+        if exc is None and self._explicit_status is None and job is not None:
+            _submit((self, END, {table.names.status: job.client_completed}, _time(), table.names.end_time))
+            return False, tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
+        fields = self._final_fields(exc, Status.COMPLETED)
+        status = fields[table.names.status]
+        _submit((self, END, fields, _time(), table.names.end_time))
         # A client run the stopping process interrupted did not fail, nor finish: it is not counted
         # (a resumed run redoes it, see job.remaining()).
-        if job is not None and not (status == Status.INTERRUPTED and lifecycle.stopping()):
-            job.rollup_values(self.client_id, status in FAILED_STATUSES, values)
+        if job is None or (status == Status.INTERRUPTED and lifecycle.stopping()):
+            return None
+        return status in FAILED_STATUSES, tuple(map(self._counters.get, job._rollup_names, job._rollup_zeros))
 
     def __repr__(self) -> str:
         return f"<ClientRun {self.run_id}-{self.client_id}{' ended' if self._ended else ''}>"

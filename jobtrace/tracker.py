@@ -177,11 +177,6 @@ def configured() -> Config | None:
     return state.config
 
 
-def load_structlog_contextvars() -> Any:
-    """``structlog.contextvars`` (imported on first use: only when binding is on)."""
-    return _load_structlog()
-
-
 def _load_structlog() -> Any:
     import structlog.contextvars
 

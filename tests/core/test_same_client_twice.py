@@ -95,3 +95,33 @@ def test_the_record_completes_when_the_last_entry_leaves(sink: MemorySink, first
         release.set()
         holder.join(5)
         assert only(sink.client_records())["Status"] == ("Failed" if first_fails else "Completed")
+
+
+def test_threads_entering_and_leaving_the_same_clients_over_and_over_keep_every_count(sink: MemorySink) -> None:
+    # Entries that come in while another thread starts or ends the client's run (the
+    # registry's claim and ending windows) must join it or wait for a run of their own:
+    # one record per client, every increment counted once, in the record and the job.
+    threads_n, rounds, clients = 4, 150, ("acme", "globex")
+    go = threading.Barrier(threads_n)
+
+    def churn() -> None:
+        go.wait(5)
+        for i in range(rounds):
+            with jobtrace.client_run(clients[i % 2]) as client:
+                client.incr(posts_processed=1)
+
+    with jobtrace.tracked_job("post-scoring"):
+        threads = [threading.Thread(target=jobtrace.bind(churn)) for _ in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads)
+        assert jobtrace.flush(10)
+        assert sink.client_records()  # read while the job runs: roll-ups held back are sent at flush
+    per_client = threads_n * rounds // 2
+    records = {r["Client ID"]: r for r in sink.client_records()}
+    assert sorted(records) == sorted(clients)
+    assert all(r["Posts Processed"] == per_client and r["Status"] == "Completed" for r in records.values())
+    job = only(sink.job_records())
+    assert (job["Posts Processed"], job["Clients Processed"], job["Clients Failed"]) == (threads_n * rounds, 2, 0)
