@@ -55,6 +55,7 @@ import requests
 from pyairtable import Api
 from requests.adapters import HTTPAdapter
 
+from ...delivery.airtable import RATE_LIMIT_PENALTY, error_kind
 from ...delivery.limiter import WINDOW_MARGIN, Slot
 from ...errors import ConfigurationError
 from ...state import state_dir
@@ -655,7 +656,9 @@ class BudgetAdapter(HTTPAdapter):
     ``max_rate_limited`` times; then the 429 is returned as it is.
     """
 
-    def __init__(self, budget: Budget, *, application: bool, penalty: float = 30.0, max_rate_limited: int = 3) -> None:
+    def __init__(
+        self, budget: Budget, *, application: bool, penalty: float = RATE_LIMIT_PENALTY, max_rate_limited: int = 3
+    ) -> None:
         super().__init__()
         self.budget = budget
         self.application = application
@@ -672,7 +675,7 @@ class BudgetAdapter(HTTPAdapter):
                 response = super().send(request, *args, **kwargs)
             finally:
                 self.budget.done(slot)
-            if response.status_code != 429 or attempt >= self.max_rate_limited:
+            if error_kind(response.status_code) != "rate_limited" or attempt >= self.max_rate_limited:
                 return response
             attempt += 1
             self.rate_limited += 1
@@ -691,7 +694,7 @@ def budgeted_api(
     endpoint_url: str,
     *,
     application: bool = False,
-    rate_limit_penalty: float = 30.0,
+    rate_limit_penalty: float = RATE_LIMIT_PENALTY,
     timeout: tuple[float, float] = (5.0, 30.0),
 ) -> Api:
     """A ``pyairtable.Api`` whose every request to ``endpoint_url`` draws from ``budget`` and waits out its penalty.
