@@ -15,9 +15,10 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["WINDOW_MARGIN", "RequestLimiter", "Slot", "Throttle"]
+__all__ = ["WINDOW_MARGIN", "RequestLimiter", "Slot", "Throttle", "wait_for_slot"]
 
 #: Clock granularity allowance added to the one-second window.
 WINDOW_MARGIN = 0.02
@@ -56,6 +57,25 @@ class RequestLimiter(Protocol):
     def done(self, slot: Slot) -> None: ...
 
     def penalize(self, seconds: float) -> None: ...
+
+
+def wait_for_slot(reserve: Callable[[], Slot | float], timeout: float | None) -> Slot | None:
+    """Call ``reserve`` (a slot, or the seconds to wait before asking again) until it gives a slot.
+
+    Returns None once ``timeout`` seconds (None: no limit) have passed without one.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        got = reserve()
+        if isinstance(got, Slot):
+            return got
+        wait = got
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            wait = min(wait, left)
+        time.sleep(wait)
 
 
 class Throttle:
@@ -125,18 +145,7 @@ class Throttle:
 
     def acquire(self, timeout: float | None = None) -> Slot | None:
         """Block until a slot is taken (returned) or ``timeout`` seconds pass (None)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            got = self.reserve()
-            if isinstance(got, Slot):
-                return got
-            wait = got
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                wait = min(wait, left)
-            time.sleep(wait)
+        return wait_for_slot(self.reserve, timeout)
 
     def penalize(self, seconds: float) -> None:
         """Refuse every request to the base for ``seconds`` (Airtable's penalty after a 429)."""

@@ -56,7 +56,7 @@ from pyairtable import Api
 from requests.adapters import HTTPAdapter
 
 from ...delivery.airtable import RATE_LIMIT_PENALTY, error_kind
-from ...delivery.limiter import WINDOW_MARGIN, Slot
+from ...delivery.limiter import WINDOW_MARGIN, Slot, wait_for_slot
 from ...errors import ConfigurationError
 from ...state import state_dir
 from .credentials import check_endpoint_url, clean_api_key
@@ -559,18 +559,7 @@ class Budget:
 
     def acquire(self, timeout: float | None = None, application: bool = False) -> Slot | None:
         """Block until a slot is taken (returned) or ``timeout`` seconds pass (None)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            got = self.reserve(application)
-            if isinstance(got, Slot):
-                return got
-            wait = got
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                wait = min(wait, left)
-            time.sleep(wait)
+        return wait_for_slot(lambda: self.reserve(application), timeout)
 
     def done(self, slot: Slot) -> None:
         """The request of ``slot`` got its answer (or failed): the slot is free a second from now."""
