@@ -54,3 +54,30 @@ def test_check_with_an_endpoint_url_that_is_no_url_says_so(
     assert code == 1
     (line,) = err.strip().splitlines()
     assert "endpoint URL" in line and "Traceback" not in err
+
+
+def test_check_of_a_base_whose_job_table_was_renamed_fails_and_names_both_names() -> None:
+    """A table found only by its ID was renamed: jobtrace writes by name, so the check must not pass."""
+    import copy
+
+    from jobtrace.schema import Schema, default_base_metadata
+    from jobtrace.sinks.airtable import check_base, make_api
+    from jobtrace.testing import AirtableEmulator
+
+    metadata = default_base_metadata()
+    schema = Schema.from_metadata(metadata)  # carries the tables' IDs
+    renamed = copy.deepcopy(metadata)
+    job_table = next(t for t in renamed["tables"] if t["name"] == "Job Tracking")
+    job_table["name"] = "Job Runs"
+    base_id = "appRenamedTable01"
+    with AirtableEmulator(bases={base_id: renamed}) as emulator:
+        problems = check_base(make_api(emulator.api_key, emulator.url), base_id, schema)
+        # Why it matters: a write by the schema's name is refused by the base.
+        table = make_api(emulator.api_key, emulator.url).table(base_id, "Job Tracking")
+        with pytest.raises(Exception, match=r"404|NOT_FOUND|not found"):
+            table.create({"Run ID": "261202-120000"})
+    errors = [p for p in problems if p.severity == "error"]
+    assert len(errors) == 1, problems
+    (error,) = errors
+    assert "'Job Runs'" in error.message and "'Job Tracking'" in error.message and "renamed" in error.message
+    assert "job_table='Job Runs'" in error.fix

@@ -103,6 +103,21 @@ def check_metadata(meta: dict[str, Any], base_id: str, schema: Schema) -> list[P
                 )
             )
             continue
+        if table["name"] != configured.name:
+            # Found by its ID only: the table was renamed. jobtrace writes and reads it by name, so every
+            # request would fail; say so here rather than pass the check.
+            problems.append(
+                Problem(
+                    "error",
+                    configured.name,
+                    None,
+                    f"base {base_id}'s table {configured.id} is named {table['name']!r} now, "
+                    f"not {configured.name!r} as the schema says (it was renamed)",
+                    f"rename it back to {configured.name!r} in Airtable, or name it in the schema with "
+                    f"Schema.from_metadata(..., {configured.kind}_table={table['name']!r})",
+                )
+            )
+            continue
         problems.extend(_check_table(configured, table))
     return problems
 
