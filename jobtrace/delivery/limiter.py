@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["WINDOW_MARGIN", "RequestLimiter", "Slot", "Throttle", "wait_for_slot"]
+__all__ = ["WINDOW_MARGIN", "EvenSchedule", "RequestLimiter", "Slot", "Throttle", "wait_for_slot"]
 
 #: Clock granularity allowance added to the one-second window.
 WINDOW_MARGIN = 0.02
@@ -59,6 +59,28 @@ class RequestLimiter(Protocol):
     def penalize(self, seconds: float) -> None: ...
 
 
+class EvenSchedule:
+    """A virtual schedule that keeps one sender's requests evenly spaced (a limiter's ``next_even()``).
+
+    Every slot taken moves it on by the spacing from then, or from where it was if that is later.
+    Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = -math.inf
+
+    def next(self) -> float:
+        """When (``time.monotonic()``) the next request keeps the requests evenly spaced."""
+        with self._lock:
+            return self._next
+
+    def taken(self, spacing: float, now: float | None = None) -> None:
+        """A slot was taken at ``now`` (default: now): the next request is due ``spacing`` seconds on."""
+        with self._lock:
+            self._next = max(self._next, time.monotonic() if now is None else now) + spacing
+
+
 def wait_for_slot(reserve: Callable[[], Slot | float], timeout: float | None) -> Slot | None:
     """Call ``reserve`` (a slot, or the seconds to wait before asking again) until it gives a slot.
 
@@ -94,7 +116,7 @@ class Throttle:
         self._slots: deque[Slot] = deque()
         self._rate = requests_per_second
         self._blocked_until = 0.0
-        self._next_even = -math.inf
+        self._schedule = EvenSchedule()
 
     @property
     def requests_per_second(self) -> float:
@@ -114,8 +136,7 @@ class Throttle:
 
     def next_even(self) -> float:
         """When the next request keeps this throttle's requests evenly spaced (see :class:`RequestLimiter`)."""
-        with self._lock:
-            return self._next_even
+        return self._schedule.next()
 
     def reserve(self) -> Slot | float:
         """Take a slot (call :meth:`done` with it after the response), or return seconds to wait."""
@@ -136,7 +157,7 @@ class Throttle:
                 return max(0.001, min(ended) + window - now) if ended else 0.05
             slot = Slot()
             slots.append(slot)
-            self._next_even = max(self._next_even, now) + 1.0 / rate
+            self._schedule.taken(1.0 / rate, now)
             return slot
 
     def done(self, slot: Slot) -> None:

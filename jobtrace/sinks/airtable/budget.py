@@ -56,7 +56,7 @@ from pyairtable import Api
 from requests.adapters import HTTPAdapter
 
 from ...delivery.airtable import RATE_LIMIT_PENALTY, error_kind
-from ...delivery.limiter import WINDOW_MARGIN, Slot, wait_for_slot
+from ...delivery.limiter import WINDOW_MARGIN, EvenSchedule, Slot, wait_for_slot
 from ...errors import ConfigurationError
 from ...state import state_dir
 from .credentials import check_endpoint_url, clean_api_key
@@ -465,8 +465,7 @@ class Budget:
         self._redis = _redis_store(redis_url) if redis_url else None
         self._local_error_logged = False
         # The even-spacing schedule of jobtrace's requests through this object (see next_even()).
-        self._schedule_lock = threading.Lock()
-        self._next_even = -math.inf
+        self._schedule = EvenSchedule()
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -520,12 +519,7 @@ class Budget:
         to free up together a second later. In this process only: other
         processes' requests are paced by the slots alone.
         """
-        with self._schedule_lock:
-            return self._next_even
-
-    def _scheduled(self) -> None:
-        with self._schedule_lock:
-            self._next_even = max(self._next_even, time.monotonic()) + self.spacing
+        return self._schedule.next()
 
     # -- slots -------------------------------------------------------------------------------
 
@@ -533,7 +527,7 @@ class Budget:
         """Take a slot (hand it to :meth:`done` after the response), or return seconds to wait first."""
         got = self._reserve(application)
         if not application and isinstance(got, Slot):
-            self._scheduled()
+            self._schedule.taken(self.spacing)
         return got
 
     def _reserve(self, application: bool) -> Slot | float:
