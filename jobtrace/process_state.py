@@ -50,11 +50,10 @@ class State:
         self.active_jobs: dict[str, JobRun] = {}
         """Job runs live in this process by run ID: ``tracked_job(run_id=X)`` and ``client_run(run_id=X)`` join them."""
 
-        self.clients_lock = threading.Lock()
-        """Taken to clear ``live_clients`` (entering and leaving client runs need no process-wide lock)."""
         self.live_clients: dict[tuple[str, str], Any] = {}
         """Client runs live in this process by ``(run_id, client_id)`` (a placeholder while one starts):
-        a second ``client_run()`` of the same client joins the live one, and the exit path ends what is here."""
+        a second ``client_run()`` of the same client joins the live one, and the exit path ends what is here.
+        No lock: ``dict.setdefault`` claims a place, each run's own lock counts its entries."""
 
         self.explicit_lock = threading.RLock()
         """Guards the explicit API's find-or-create (one record per run, even for concurrent webhook calls)."""
@@ -76,8 +75,7 @@ class State:
         """Forget every run this process knows (live and remembered), as a new process would."""
         with self.active_lock:
             self.active_jobs.clear()
-        with self.clients_lock:
-            self.live_clients.clear()
+        self.live_clients.clear()
         self.forget_explicit()
 
     def forget_explicit(self) -> None:
